@@ -1,0 +1,90 @@
+//! HTTP routes: thin handlers that validate, call `scoring`, and shape the reply.
+
+pub mod dto;
+mod health;
+mod metrics;
+mod score;
+mod snapshot_info;
+mod v2;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
+
+use crate::error::{ApiError, Protocol, ScoreError};
+
+/// Registers every route; `max_body_bytes` bounds JSON bodies.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    cfg.service(
+        web::scope("/v2")
+            .app_data(json_config(Protocol::V2, max_body_bytes))
+            .service(resource("").route(web::get().to(v2::get_server_metadata)))
+            .service(resource("/health/live").route(web::get().to(health::get_live)))
+            .service(resource("/health/ready").route(web::get().to(health::get_ready)))
+            .service(resource("/models/{model}").route(web::get().to(v2::get_model_metadata)))
+            .service(resource("/models/{model}/ready").route(web::get().to(v2::get_model_ready)))
+            .service(resource("/models/{model}/infer").route(web::post().to(v2::post_infer))),
+    )
+    .service(
+        web::scope("/v1")
+            .app_data(json_config(Protocol::V1, max_body_bytes))
+            .service(
+                resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
+            )
+            .service(resource("/churn/score").route(web::post().to(score::post_churn_score)))
+            .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot))),
+    )
+    .service(resource("/metrics").route(web::get().to(metrics::get_metrics)))
+    .default_service(web::to(not_found));
+}
+
+/// A resource whose wrong-method answer is our JSON 405, not an empty body.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let error = ScoreError::NotFound(format!("no route {} {}", req.method(), req.path()));
+    Err(ApiError {
+        error,
+        protocol: protocol_of(&req),
+    })
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let error =
+        ScoreError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()));
+    Err(ApiError {
+        error,
+        protocol: protocol_of(&req),
+    })
+}
+
+fn protocol_of(req: &HttpRequest) -> Protocol {
+    if req.path().starts_with("/v2") {
+        Protocol::V2
+    } else {
+        Protocol::V1
+    }
+}
+
+/// Malformed, oversized or mistyped JSON gets the same envelope as every other error.
+fn json_config(protocol: Protocol, limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        // curl -d sends form content type by default; the body is what matters.
+        .content_type_required(false)
+        .error_handler(move |err, _req| {
+            let error = match &err {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
+                    ScoreError::PayloadTooLarge { limit }
+                }
+                JsonPayloadError::ContentType => {
+                    ScoreError::UnsupportedMediaType("expected application/json".into())
+                }
+                JsonPayloadError::Deserialize(e) => ScoreError::BadJson(e.to_string()),
+                other => ScoreError::BadJson(other.to_string()),
+            };
+            ApiError { error, protocol }.into()
+        })
+}

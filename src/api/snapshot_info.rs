@@ -1,0 +1,37 @@
+//! What snapshot is served.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::error::{ApiError, ScoreError};
+use crate::scoring::AppState;
+
+/// Version, source, size and age of the served snapshot, and the last load error if any.
+pub async fn get_snapshot(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let last_error = state.snapshots.last_error();
+    let Some(s) = state.snapshots.current() else {
+        let reason = last_error.unwrap_or_else(|| "no complete snapshot found yet".into());
+        return Err(ScoreError::NotReady(format!("no snapshot is served: {reason}")).into());
+    };
+    let loaded_at = s
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let age = SystemTime::now()
+        .duration_since(s.loaded_at)
+        .unwrap_or_default()
+        .as_secs_f64();
+    Ok(HttpResponse::Ok().json(json!({
+        "version": s.version,
+        "source": s.source.display().to_string(),
+        "rows": s.rows(),
+        "columns": s.columns,
+        "id_type": if s.integer_ids { "integer" } else { "string" },
+        "loaded_at": loaded_at,
+        "age_seconds": age,
+        "last_error": last_error,
+    })))
+}

@@ -1,0 +1,116 @@
+//! Per-model request batching: a bounded queue of jobs and the worker threads that turn them into batches.
+
+pub mod worker;
+
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::error::ScoreError;
+use crate::telemetry::ModelMetrics;
+
+pub use worker::{BatchRunner, WorkerSettings, spawn_workers};
+
+/// What a job gets back: its output rows and where the time went.
+#[derive(Debug)]
+pub struct JobOutput {
+    /// Output values, row-major, `rows × output width`.
+    pub values: Vec<f32>,
+    /// Microseconds between enqueue and the start of the inference call.
+    pub queue_us: u64,
+    /// Microseconds the inference call(s) took.
+    pub inference_us: u64,
+}
+
+/// The answer a worker sends; the error is the runtime's message.
+pub type JobResult = Result<JobOutput, String>;
+
+/// One request's rows, waiting to be batched.
+pub struct Job {
+    /// Input values, row-major, `rows × input width`.
+    pub input: Vec<f32>,
+    /// Number of rows in `input`.
+    pub rows: usize,
+    /// When the job entered the queue.
+    pub enqueued_at: Instant,
+    /// Where the worker sends the result.
+    pub reply: oneshot::Sender<JobResult>,
+}
+
+/// The sending side of a model's bounded queue.
+pub struct BatchQueue {
+    model: String,
+    capacity: usize,
+    sender: Sender<Job>,
+    metrics: ModelMetrics,
+}
+
+impl BatchQueue {
+    /// Wraps the sender of a bounded channel of `capacity` jobs.
+    pub fn new(
+        model: &str,
+        capacity: usize,
+        sender: Sender<Job>,
+        metrics: ModelMetrics,
+    ) -> BatchQueue {
+        BatchQueue {
+            model: model.to_string(),
+            capacity,
+            sender,
+            metrics,
+        }
+    }
+
+    /// Enqueues rows without blocking; a full queue is an immediate `QueueFull`.
+    pub fn submit(
+        &self,
+        input: Vec<f32>,
+        rows: usize,
+    ) -> Result<oneshot::Receiver<JobResult>, ScoreError> {
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            input,
+            rows,
+            enqueued_at: Instant::now(),
+            reply,
+        };
+        match self.sender.try_send(job) {
+            Ok(()) => Ok(receiver),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.rejected.inc();
+                Err(ScoreError::QueueFull {
+                    model: self.model.clone(),
+                    capacity: self.capacity,
+                })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(ScoreError::ModelUnavailable(self.model.clone()))
+            }
+        }
+    }
+
+    /// Submits and waits for the answer, mapping a runtime failure to `ScoreError::Inference`.
+    pub async fn run(&self, input: Vec<f32>, rows: usize) -> Result<JobOutput, ScoreError> {
+        let receiver = self.submit(input, rows)?;
+        match receiver.await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(message)) => Err(ScoreError::Inference {
+                model: self.model.clone(),
+                message,
+            }),
+            // The worker dropped the job without answering: it is shutting down.
+            Err(_) => Err(ScoreError::ModelUnavailable(self.model.clone())),
+        }
+    }
+
+    /// Jobs waiting now.
+    pub fn depth(&self) -> usize {
+        self.sender.len()
+    }
+
+    /// Most jobs that may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}

@@ -1,0 +1,158 @@
+//! Command line and environment configuration: one clap struct per command, every flag also a `CRMSCORE_*` variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// crmscore: real-time CRM scoring (churn, recommendations, sentiment) from ONNX models over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "crmscore", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of the binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the models in --models over HTTP, scoring customers from the newest snapshot in --snapshots.
+    Serve(Config),
+    /// Print a model's ONNX inputs and outputs and how they match its manifest (exit code 1 on a mismatch).
+    InspectModel(InspectArgs),
+}
+
+/// Arguments of `crmscore inspect-model`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model folder, holding model.toml and model.onnx (e.g. models/churn).
+    pub model_dir: PathBuf,
+    /// Shared library of ONNX Runtime (default: ORT_DYLIB_PATH, then .onnxruntime/lib beside the binary or the
+    /// current folder, then the system library path).
+    #[arg(long, env = "CRMSCORE_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    /// CUDA when ONNX Runtime's CUDA provider loads, else CPU (the fallback is logged).
+    Auto,
+    /// CPU only.
+    Cpu,
+    /// CUDA, or fail at start when it cannot be used.
+    Cuda,
+}
+
+/// Everything `crmscore serve` needs; tests build it with `Config::for_tests`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "CRMSCORE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Model repository: one folder per model with model.toml + model.onnx.
+    #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
+    pub models: PathBuf,
+
+    /// Snapshot folder (the newest complete Parquet snapshot in it is served) or one Parquet file or part folder.
+    #[arg(long, env = "CRMSCORE_SNAPSHOTS", default_value = "snapshots")]
+    pub snapshots: PathBuf,
+
+    /// How often to look for the first complete snapshot while none is served, in milliseconds.
+    #[arg(long, env = "CRMSCORE_SNAPSHOT_POLL_MS", default_value_t = 1000)]
+    pub snapshot_poll_ms: u64,
+
+    /// Shared library of ONNX Runtime (default: ORT_DYLIB_PATH, then .onnxruntime/lib beside the binary or the
+    /// current folder, then the system library path).
+    #[arg(long, env = "CRMSCORE_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+
+    /// Execution device for the models.
+    #[arg(long, env = "CRMSCORE_DEVICE", value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+
+    /// Threads ONNX Runtime uses inside one inference call (per batching worker). Workers × this should not
+    /// exceed the cores.
+    #[arg(long, env = "CRMSCORE_INTRA_THREADS", default_value_t = 1)]
+    pub intra_threads: usize,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CRMSCORE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+
+    /// Override every model's max_batch_size (rows per inference call).
+    #[arg(long, env = "CRMSCORE_MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
+
+    /// Override every model's max_delay_us (how long a worker waits to fill a batch after its first job).
+    #[arg(long, env = "CRMSCORE_MAX_DELAY_US")]
+    pub max_delay_us: Option<u64>,
+
+    /// Override every model's queue_capacity (jobs waiting; beyond it requests get 503 + Retry-After).
+    #[arg(long, env = "CRMSCORE_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+
+    /// Override every model's number of batching workers (each owns one ONNX Runtime session).
+    #[arg(long, env = "CRMSCORE_BATCH_WORKERS")]
+    pub batch_workers: Option<usize>,
+
+    /// Most customer ids, rows or tensor rows accepted in one request.
+    #[arg(long, env = "CRMSCORE_MAX_ITEMS_PER_REQUEST", default_value_t = 10_000)]
+    pub max_items_per_request: usize,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "CRMSCORE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Config {
+    /// A config for tests: any free local port, the given folders, small HTTP pool, defaults elsewhere.
+    pub fn for_tests(models: impl AsRef<Path>, snapshots: impl AsRef<Path>) -> Config {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            models: models.as_ref().to_path_buf(),
+            snapshots: snapshots.as_ref().to_path_buf(),
+            snapshot_poll_ms: 50,
+            onnxruntime_lib: None,
+            device: Device::Cpu,
+            intra_threads: 1,
+            http_workers: Some(2),
+            max_batch_size: None,
+            max_delay_us: None,
+            queue_capacity: None,
+            batch_workers: None,
+            max_items_per_request: 10_000,
+            max_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    /// The snapshot poll interval as a Duration.
+    pub fn snapshot_poll(&self) -> Duration {
+        Duration::from_millis(self.snapshot_poll_ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let cli = Cli::try_parse_from(["crmscore", "serve"]).unwrap();
+        let Command::Serve(cfg) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(cfg.bind.port(), 8080);
+        assert_eq!(cfg.models, PathBuf::from("models"));
+        assert_eq!(cfg.device, Device::Auto);
+    }
+}

@@ -1,0 +1,31 @@
+//! The crmscore binary: parse the command line, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use crmscore::config::{Cli, Command};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crmscore::telemetry::init_logging();
+    match cli.command {
+        Command::Serve(config) => match crmscore::start(config).map(|server| server.wait()) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => fail(&format!("HTTP server failed: {e}")),
+            Err(e) => fail(&e.to_string()),
+        },
+        Command::InspectModel(args) => match crmscore::inspect::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => fail(&e.to_string()),
+        },
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

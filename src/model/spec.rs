@@ -1,0 +1,367 @@
+//! The model manifest (`models/<name>/model.toml`): what the server needs to know beyond the ONNX graph.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ModelError;
+
+/// Parsed and checked `model.toml`.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Model name (the folder name), used in routes.
+    pub name: String,
+    /// Version string reported in replies and metadata.
+    pub version: String,
+    /// Human description.
+    pub description: String,
+    /// The model folder.
+    pub dir: PathBuf,
+    /// What kind of model this is and its kind-specific settings.
+    pub kind: ModelKind,
+    /// Queue and batch settings.
+    pub batching: Batching,
+    /// Free-form metadata (training metrics and the like), shown in model metadata.
+    pub metadata: toml::Table,
+}
+
+/// The kinds of model the server knows how to feed and read.
+#[derive(Debug, Clone)]
+pub enum ModelKind {
+    /// Float features → class probabilities.
+    Tabular(TabularSpec),
+}
+
+impl ModelKind {
+    /// The manifest's name for this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Tabular(_) => "tabular",
+        }
+    }
+}
+
+/// Settings of a tabular classifier.
+#[derive(Debug, Clone)]
+pub struct TabularSpec {
+    /// ONNX input tensor: float32 [batch, features].
+    pub input: String,
+    /// ONNX output tensor: float32 [batch, labels].
+    pub output: String,
+    /// Class labels, in output column order.
+    pub labels: Vec<String>,
+    /// Index into `labels` of the class whose probability is reported.
+    pub positive: usize,
+    /// Snapshot columns, in input tensor order.
+    pub features: Vec<String>,
+    /// How a null or NaN feature becomes model input.
+    pub missing: MissingPolicy,
+    /// Probability thresholds of the risk bands, if any.
+    pub risk: Option<RiskBands>,
+}
+
+/// What a missing feature value becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// NaN (tree ensembles route it natively).
+    Nan,
+    /// 0.0
+    Zero,
+    /// The customer or row is answered with an error.
+    Reject,
+}
+
+/// Thresholds on the positive-class probability.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskBands {
+    /// probability ≥ medium → "medium"
+    pub medium: f32,
+    /// probability ≥ high → "high"
+    pub high: f32,
+}
+
+/// A risk band label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskBand {
+    /// below `medium`
+    Low,
+    /// between `medium` and `high`
+    Medium,
+    /// at or above `high`
+    High,
+}
+
+impl RiskBands {
+    /// The band a probability falls into.
+    pub fn band(&self, probability: f32) -> RiskBand {
+        if probability >= self.high {
+            RiskBand::High
+        } else if probability >= self.medium {
+            RiskBand::Medium
+        } else {
+            RiskBand::Low
+        }
+    }
+}
+
+/// Queue and batch settings of one model.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Batching {
+    /// Most rows in one inference call.
+    pub max_batch_size: usize,
+    /// How long a worker waits for more jobs after the first one, in microseconds.
+    pub max_delay_us: u64,
+    /// Jobs that may wait in the queue; more are refused with 503.
+    pub queue_capacity: usize,
+    /// Worker threads, each owning one ONNX Runtime session.
+    pub workers: usize,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching {
+            max_batch_size: 256,
+            max_delay_us: 200,
+            queue_capacity: 1024,
+            workers: 1,
+        }
+    }
+}
+
+/// The manifest as written on disk.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    kind: String,
+    #[serde(default = "default_version")]
+    version: String,
+    #[serde(default)]
+    description: String,
+    input: Option<String>,
+    output: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    positive_label: Option<String>,
+    #[serde(default)]
+    features: Vec<String>,
+    #[serde(default = "default_missing")]
+    missing: MissingPolicy,
+    risk: Option<RiskBands>,
+    #[serde(default)]
+    batching: Batching,
+    #[serde(default)]
+    metadata: toml::Table,
+}
+
+fn default_version() -> String {
+    "1".to_string()
+}
+
+fn default_missing() -> MissingPolicy {
+    MissingPolicy::Nan
+}
+
+impl ModelSpec {
+    /// Reads and checks `dir/model.toml`; the model is named after its folder.
+    pub fn load(dir: &Path) -> Result<ModelSpec, ModelError> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ModelError::manifest(dir, "the folder name is not valid UTF-8"))?
+            .to_string();
+        let path = dir.join("model.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        Self::parse(&name, dir, &text)
+    }
+
+    /// Parses manifest text (split from `load` so tests need no files).
+    pub fn parse(name: &str, dir: &Path, text: &str) -> Result<ModelSpec, ModelError> {
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| ModelError::manifest(dir, e.to_string()))?;
+        let bad = |msg: String| ModelError::manifest(dir, msg);
+        if !is_route_safe(name) {
+            return Err(bad(format!(
+                "model name '{name}' (the folder name) may only hold letters, digits, '-' and '_'"
+            )));
+        }
+        let b = m.batching;
+        if b.max_batch_size == 0 || b.queue_capacity == 0 || b.workers == 0 {
+            return Err(bad(
+                "batching.max_batch_size, queue_capacity and workers must be at least 1".into(),
+            ));
+        }
+        let kind = match m.kind.as_str() {
+            "tabular" => {
+                let input = m
+                    .input
+                    .ok_or_else(|| bad("'input' (ONNX input tensor name) is required".into()))?;
+                let output = m
+                    .output
+                    .ok_or_else(|| bad("'output' (ONNX output tensor name) is required".into()))?;
+                if m.features.is_empty() {
+                    return Err(bad(
+                        "'features' must list the snapshot columns fed to the model".into(),
+                    ));
+                }
+                if let Some(dup) = first_duplicate(&m.features) {
+                    return Err(bad(format!("feature '{dup}' is listed twice")));
+                }
+                if m.labels.len() < 2 {
+                    return Err(bad("'labels' must name at least two classes".into()));
+                }
+                let positive = match &m.positive_label {
+                    Some(p) => m.labels.iter().position(|l| l == p).ok_or_else(|| {
+                        bad(format!(
+                            "positive_label '{p}' is not one of labels {:?}",
+                            m.labels
+                        ))
+                    })?,
+                    None => m.labels.len() - 1,
+                };
+                if let Some(r) = m.risk
+                    && !(0.0 <= r.medium && r.medium <= r.high && r.high <= 1.0)
+                {
+                    return Err(bad(
+                        "risk thresholds must satisfy 0 <= medium <= high <= 1".into()
+                    ));
+                }
+                ModelKind::Tabular(TabularSpec {
+                    input,
+                    output,
+                    labels: m.labels,
+                    positive,
+                    features: m.features,
+                    missing: m.missing,
+                    risk: m.risk,
+                })
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown kind '{other}' (this server knows: tabular)"
+                )));
+            }
+        };
+        Ok(ModelSpec {
+            name: name.to_string(),
+            version: m.version,
+            description: m.description,
+            dir: dir.to_path_buf(),
+            kind,
+            batching: m.batching,
+            metadata: m.metadata,
+        })
+    }
+
+    /// The ONNX file of this model.
+    pub fn onnx_path(&self) -> PathBuf {
+        self.dir.join("model.onnx")
+    }
+
+    /// Snapshot columns this model reads.
+    pub fn feature_columns(&self) -> &[String] {
+        match &self.kind {
+            ModelKind::Tabular(t) => &t.features,
+        }
+    }
+}
+
+fn is_route_safe(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn first_duplicate(items: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .find(|i| !seen.insert(i.as_str()))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+kind = "tabular"
+version = "3"
+input = "features"
+output = "probabilities"
+labels = ["retained", "churned"]
+positive_label = "churned"
+features = ["a", "b"]
+[risk]
+medium = 0.3
+high = 0.6
+[batching]
+max_batch_size = 64
+"#;
+
+    #[test]
+    fn parses_a_tabular_manifest() {
+        let spec = ModelSpec::parse("churn", Path::new("models/churn"), GOOD).unwrap();
+        let ModelKind::Tabular(t) = &spec.kind;
+        assert_eq!(t.positive, 1);
+        assert_eq!(spec.version, "3");
+        assert_eq!(spec.batching.max_batch_size, 64);
+        assert_eq!(
+            spec.batching.workers, 1,
+            "unset batching keys keep their defaults"
+        );
+        let bands = t.risk.unwrap();
+        assert_eq!(bands.band(0.1), RiskBand::Low);
+        assert_eq!(bands.band(0.3), RiskBand::Medium);
+        assert_eq!(bands.band(0.95), RiskBand::High);
+    }
+
+    #[test]
+    fn rejects_bad_manifests_with_reasons() {
+        let cases = [
+            (GOOD.replace("tabular", "vision"), "unknown kind 'vision'"),
+            (
+                GOOD.replace("positive_label = \"churned\"", "positive_label = \"left\""),
+                "positive_label 'left'",
+            ),
+            (
+                GOOD.replace("[\"a\", \"b\"]", "[\"a\", \"a\"]"),
+                "listed twice",
+            ),
+            (
+                GOOD.replace("max_batch_size = 64", "max_batch_size = 0"),
+                "at least 1",
+            ),
+            (
+                GOOD.replace("medium = 0.3", "medium = 0.9"),
+                "risk thresholds",
+            ),
+            (GOOD.replace("input = \"features\"\n", ""), "'input'"),
+            (
+                GOOD.replace("[batching]", "[batching]\nspeed = 1"),
+                "unknown field `speed`",
+            ),
+            (
+                GOOD.replace("version = \"3\"", "version = \"3\"\nowner = \"x\""),
+                "unknown field `owner`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = ModelSpec::parse("churn", Path::new("m"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+        let err = ModelSpec::parse("bad name", Path::new("m"), GOOD)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may only hold"), "{err}");
+    }
+}

@@ -1,0 +1,454 @@
+//! Finding complete Parquet snapshots and loading one: footer once, schema checked by name, only the needed
+//! columns decoded, row groups in parallel straight into the final matrix.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Schema};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use rayon::prelude::*;
+
+use super::ids::{CustomerIndex, StrIndexBuilder};
+use super::{FeatureSnapshot, SnapshotError};
+
+/// The id column every snapshot must have.
+pub const ID_COLUMN: &str = "customer_id";
+/// The marker Spark and Hive write when a folder of part files is complete.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// A complete snapshot on disk: one Parquet file, or a folder of part files with `_SUCCESS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotSource {
+    /// File or folder name, reported as the snapshot version.
+    pub name: String,
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The Parquet files to read, in order.
+    pub files: Vec<PathBuf>,
+    /// Modification time of the file, or of the folder's `_SUCCESS` marker.
+    pub modified: SystemTime,
+}
+
+/// Names writers use while a file is incomplete: hidden, underscore (`_temporary`), or temporary suffixes.
+fn is_in_progress(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('_')
+        || [".tmp", ".temp", ".crc", ".inprogress", ".partial"]
+            .iter()
+            .any(|s| name.ends_with(s))
+}
+
+fn is_parquet(name: &str) -> bool {
+    name.ends_with(".parquet") || name.ends_with(".parq")
+}
+
+fn read_error(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn modified(path: &Path) -> Result<SystemTime, SnapshotError> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| read_error(path, e))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A folder of part files, if it is complete (has `_SUCCESS` and at least one part).
+fn part_folder(dir: &Path) -> Result<Option<SnapshotSource>, SnapshotError> {
+    let marker = dir.join(SUCCESS_MARKER);
+    if !marker.is_file() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
+        let path = entry.map_err(|e| read_error(dir, e))?.path();
+        let name = file_name(&path);
+        if path.is_file() && is_parquet(&name) && !is_in_progress(&name) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
+    Ok(Some(SnapshotSource {
+        name: file_name(dir),
+        path: dir.to_path_buf(),
+        files,
+        modified: modified(&marker)?,
+    }))
+}
+
+fn single_file(path: &Path) -> Result<SnapshotSource, SnapshotError> {
+    Ok(SnapshotSource {
+        name: file_name(path),
+        path: path.to_path_buf(),
+        files: vec![path.to_path_buf()],
+        modified: modified(path)?,
+    })
+}
+
+/// Complete snapshots under `path`, newest first (by modification time, then name). `path` may be a snapshot
+/// itself (a Parquet file or a part folder with `_SUCCESS`) or a folder of them.
+pub fn find_snapshots(path: &Path) -> Result<Vec<SnapshotSource>, SnapshotError> {
+    if path.is_file() {
+        return Ok(vec![single_file(path)?]);
+    }
+    if let Some(folder) = part_folder(path)? {
+        return Ok(vec![folder]);
+    }
+    if !path.is_dir() {
+        return Err(read_error(path, "no such file or folder"));
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| read_error(path, e))? {
+        let entry_path = entry.map_err(|e| read_error(path, e))?.path();
+        let name = file_name(&entry_path);
+        if is_in_progress(&name) {
+            continue;
+        }
+        if entry_path.is_file() && is_parquet(&name) {
+            found.push(single_file(&entry_path)?);
+        } else if entry_path.is_dir()
+            && let Some(folder) = part_folder(&entry_path)?
+        {
+            found.push(folder);
+        }
+    }
+    found.sort_by(|a, b| {
+        b.modified
+            .cmp(&a.modified)
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    Ok(found)
+}
+
+/// One row group of one file, and where its rows go in the matrix.
+struct Unit {
+    file: usize,
+    row_group: usize,
+    rows: usize,
+}
+
+/// The ids decoded from one unit.
+enum IdChunk {
+    Str(Vec<ArrayRef>),
+    Int(Vec<i64>),
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_string_type(value),
+        _ => false,
+    }
+}
+
+fn is_feature_type(t: &DataType) -> bool {
+    t.is_numeric() || *t == DataType::Boolean
+}
+
+/// Checks one file's schema by name; returns whether its ids are strings.
+fn check_schema(path: &Path, schema: &Schema, columns: &[String]) -> Result<bool, SnapshotError> {
+    let column_error = |column: &str, problem: String| SnapshotError::Column {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        problem,
+    };
+    let id = schema.field_with_name(ID_COLUMN).map_err(|_| {
+        column_error(
+            ID_COLUMN,
+            "is missing (every snapshot needs a customer id column)".into(),
+        )
+    })?;
+    let string_ids = is_string_type(id.data_type());
+    if !string_ids && !id.data_type().is_integer() {
+        return Err(column_error(
+            ID_COLUMN,
+            format!("has type {}, expected a string or integer", id.data_type()),
+        ));
+    }
+    for column in columns {
+        let field = schema
+            .field_with_name(column)
+            .map_err(|_| column_error(column, "is missing (a model needs it)".into()))?;
+        if !is_feature_type(field.data_type()) {
+            return Err(column_error(
+                column,
+                format!(
+                    "has type {}, expected an integer, float or boolean feature",
+                    field.data_type()
+                ),
+            ));
+        }
+    }
+    Ok(string_ids)
+}
+
+/// Reads `source`, keeping `columns` (in that order) as the feature matrix.
+pub fn load_snapshot(
+    source: &SnapshotSource,
+    columns: &[String],
+) -> Result<FeatureSnapshot, SnapshotError> {
+    let mut metas = Vec::with_capacity(source.files.len());
+    let mut string_ids = None;
+    for path in &source.files {
+        let file = File::open(path).map_err(|e| read_error(path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+            .map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))?;
+        let strings = check_schema(path, meta.schema(), columns)?;
+        if *string_ids.get_or_insert(strings) != strings {
+            return Err(SnapshotError::Invalid {
+                path: path.clone(),
+                message: format!(
+                    "{ID_COLUMN} is a string in some part files and an integer in others"
+                ),
+            });
+        }
+        metas.push(meta);
+    }
+    let string_ids = string_ids.unwrap_or(true);
+
+    let units: Vec<Unit> = metas
+        .iter()
+        .enumerate()
+        .flat_map(|(file, meta)| {
+            meta.metadata()
+                .row_groups()
+                .iter()
+                .enumerate()
+                .map(move |(row_group, rg)| Unit {
+                    file,
+                    row_group,
+                    rows: rg.num_rows().max(0) as usize,
+                })
+        })
+        .collect();
+    let total_rows: usize = units.iter().map(|u| u.rows).sum();
+    if total_rows == 0 {
+        return Err(SnapshotError::Invalid {
+            path: source.path.clone(),
+            message: "the snapshot has no rows".into(),
+        });
+    }
+    if total_rows > u32::MAX as usize {
+        return Err(SnapshotError::Invalid {
+            path: source.path.clone(),
+            message: format!(
+                "{total_rows} rows is more than this server indexes ({})",
+                u32::MAX
+            ),
+        });
+    }
+
+    let width = columns.len();
+    let mut matrix = vec![0.0_f32; total_rows * width];
+    let mut slices = Vec::with_capacity(units.len());
+    let mut rest = matrix.as_mut_slice();
+    for unit in &units {
+        let (head, tail) = rest.split_at_mut(unit.rows * width);
+        slices.push(head);
+        rest = tail;
+    }
+    let chunks: Vec<IdChunk> = units
+        .par_iter()
+        .zip(slices.into_par_iter())
+        .map(|(unit, dst)| {
+            let path = &source.files[unit.file];
+            decode_unit(path, &metas[unit.file], unit, columns, string_ids, dst)
+        })
+        .collect::<Result<_, _>>()?;
+
+    let index = build_index(&source.path, chunks, total_rows)?;
+    let mut snapshot = FeatureSnapshot::new(
+        source.name.clone(),
+        source.path.clone(),
+        columns.to_vec(),
+        matrix,
+        index,
+    );
+    snapshot.loaded_at = SystemTime::now();
+    Ok(snapshot)
+}
+
+/// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix).
+fn decode_unit(
+    path: &Path,
+    meta: &ArrowReaderMetadata,
+    unit: &Unit,
+    columns: &[String],
+    string_ids: bool,
+    dst: &mut [f32],
+) -> Result<IdChunk, SnapshotError> {
+    let schema = meta.schema();
+    let roots = std::iter::once(ID_COLUMN)
+        .chain(columns.iter().map(String::as_str))
+        .filter_map(|name| schema.index_of(name).ok());
+    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
+    let file = File::open(path).map_err(|e| read_error(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+        .with_row_groups(vec![unit.row_group])
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| read_error(path, e))?;
+    let width = columns.len();
+    let mut ids = if string_ids {
+        IdChunk::Str(Vec::new())
+    } else {
+        IdChunk::Int(Vec::with_capacity(unit.rows))
+    };
+    let mut row = 0;
+    for batch in reader {
+        let batch =
+            batch.map_err(|e| read_error(path, format!("corrupt or truncated data: {e}")))?;
+        let n = batch.num_rows();
+        if row + n > unit.rows {
+            return Err(read_error(
+                path,
+                "a row group holds more rows than its metadata says",
+            ));
+        }
+        collect_ids(path, &batch, &mut ids)?;
+        for (c, name) in columns.iter().enumerate() {
+            write_column(
+                path,
+                &batch,
+                name,
+                &mut dst[row * width..(row + n) * width],
+                c,
+                width,
+            )?;
+        }
+        row += n;
+    }
+    if row != unit.rows {
+        return Err(read_error(
+            path,
+            format!(
+                "row group {} ended after {row} of {} rows",
+                unit.row_group, unit.rows
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
+fn column<'b>(
+    path: &Path,
+    batch: &'b RecordBatch,
+    name: &str,
+) -> Result<&'b ArrayRef, SnapshotError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| SnapshotError::Column {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            problem: "is missing from a row group".into(),
+        })
+}
+
+fn collect_ids(path: &Path, batch: &RecordBatch, ids: &mut IdChunk) -> Result<(), SnapshotError> {
+    let array = column(path, batch, ID_COLUMN)?;
+    let id_error = |problem: String| SnapshotError::Column {
+        path: path.to_path_buf(),
+        column: ID_COLUMN.to_string(),
+        problem,
+    };
+    if array.null_count() > 0 {
+        return Err(id_error(format!("has {} null ids", array.null_count())));
+    }
+    match ids {
+        IdChunk::Str(chunks) => {
+            let utf8 =
+                arrow_cast::cast(array, &DataType::Utf8).map_err(|e| id_error(e.to_string()))?;
+            chunks.push(utf8);
+        }
+        IdChunk::Int(values) => {
+            let int64 =
+                arrow_cast::cast(array, &DataType::Int64).map_err(|e| id_error(e.to_string()))?;
+            values.extend_from_slice(int64.as_primitive::<Int64Type>().values());
+        }
+    }
+    Ok(())
+}
+
+/// Writes column `name` of `batch` into column `c` of the row-major `dst`; nulls become NaN.
+fn write_column(
+    path: &Path,
+    batch: &RecordBatch,
+    name: &str,
+    dst: &mut [f32],
+    c: usize,
+    width: usize,
+) -> Result<(), SnapshotError> {
+    let array = column(path, batch, name)?;
+    let floats =
+        arrow_cast::cast(array, &DataType::Float32).map_err(|e| SnapshotError::Column {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            problem: format!("cannot be read as numbers: {e}"),
+        })?;
+    let floats = floats.as_primitive::<Float32Type>();
+    let values = floats.values();
+    let cells = dst.iter_mut().skip(c).step_by(width);
+    match floats.nulls() {
+        None => cells.zip(values.iter()).for_each(|(d, &v)| *d = v),
+        Some(nulls) => cells
+            .zip(values.iter().zip(nulls.iter()))
+            .for_each(|(d, (&v, valid))| *d = if valid { v } else { f32::NAN }),
+    }
+    Ok(())
+}
+
+fn build_index(
+    path: &Path,
+    chunks: Vec<IdChunk>,
+    rows: usize,
+) -> Result<CustomerIndex, SnapshotError> {
+    let duplicate = |id: String| SnapshotError::DuplicateId {
+        path: path.to_path_buf(),
+        id,
+    };
+    if matches!(chunks.first(), Some(IdChunk::Int(_))) {
+        let ints = chunks.into_iter().flat_map(|c| match c {
+            IdChunk::Int(v) => v,
+            IdChunk::Str(_) => Vec::new(),
+        });
+        return CustomerIndex::from_integers(ints).map_err(duplicate);
+    }
+    let arrays: Vec<Arc<dyn Array>> = chunks
+        .into_iter()
+        .flat_map(|c| match c {
+            IdChunk::Str(v) => v,
+            IdChunk::Int(_) => Vec::new(),
+        })
+        .collect();
+    let bytes: usize = arrays
+        .iter()
+        .map(|a| a.as_string::<i32>().value_data().len())
+        .sum();
+    let mut builder = StrIndexBuilder::with_capacity(rows, bytes);
+    for array in &arrays {
+        for id in array.as_string::<i32>().iter().flatten() {
+            builder.push(id).map_err(duplicate)?;
+        }
+    }
+    Ok(builder.finish())
+}

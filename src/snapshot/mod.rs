@@ -1,0 +1,197 @@
+//! The in-memory customer feature snapshot: id → row of a row-major f32 matrix, swapped atomically as a whole.
+
+pub mod ids;
+pub mod load;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwapOption;
+
+pub use ids::{CustomerId, CustomerIndex};
+pub use load::{SnapshotSource, find_snapshots, load_snapshot};
+
+/// Why a snapshot could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: column '{column}' {problem}")]
+    Column {
+        path: PathBuf,
+        column: String,
+        problem: String,
+    },
+    #[error("{path}: duplicate customer_id '{id}'")]
+    DuplicateId { path: PathBuf, id: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// One loaded snapshot. Immutable: a reload builds a new one and swaps the `Arc`.
+pub struct FeatureSnapshot {
+    /// Name of the file or folder it came from (what replies report).
+    pub version: String,
+    /// Path it was loaded from.
+    pub source: PathBuf,
+    /// When the load finished.
+    pub loaded_at: SystemTime,
+    /// Feature columns, in matrix column order.
+    pub columns: Vec<String>,
+    /// Whether `customer_id` was an integer column.
+    pub integer_ids: bool,
+    rows: usize,
+    matrix: Vec<f32>,
+    index: CustomerIndex,
+    /// Matrix column positions for each feature list a model asks for, resolved once per (snapshot, list).
+    layouts: Mutex<HashMap<Vec<String>, Arc<[usize]>>>,
+}
+
+impl FeatureSnapshot {
+    /// Assembles a snapshot from its parts (the loader and tests use this).
+    pub fn new(
+        version: String,
+        source: PathBuf,
+        columns: Vec<String>,
+        matrix: Vec<f32>,
+        index: CustomerIndex,
+    ) -> FeatureSnapshot {
+        let rows = index.len();
+        debug_assert_eq!(matrix.len(), rows * columns.len());
+        FeatureSnapshot {
+            version,
+            source,
+            loaded_at: SystemTime::now(),
+            integer_ids: index.is_integer(),
+            columns,
+            rows,
+            matrix,
+            index,
+            layouts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Number of customers.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Row index of a customer, if present.
+    pub fn lookup(&self, id: &CustomerId) -> Option<usize> {
+        self.index.get(id)
+    }
+
+    /// The full feature row of customer row `row`.
+    pub fn row(&self, row: usize) -> &[f32] {
+        let width = self.columns.len();
+        &self.matrix[row * width..(row + 1) * width]
+    }
+
+    /// Column positions of `features` in this snapshot, or the first one it lacks.
+    pub fn layout(&self, features: &[String]) -> Result<Arc<[usize]>, String> {
+        let mut cache = self
+            .layouts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = cache.get(features) {
+            return Ok(found.clone());
+        }
+        let positions: Arc<[usize]> = features
+            .iter()
+            .map(|f| {
+                self.columns
+                    .iter()
+                    .position(|c| c == f)
+                    .ok_or_else(|| f.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        cache.insert(features.to_vec(), positions.clone());
+        Ok(positions)
+    }
+
+    /// Appends customer row `row`'s values at `positions` to `out` (a straight copy when they are contiguous).
+    pub fn gather(&self, row: usize, positions: &[usize], out: &mut Vec<f32>) {
+        let full = self.row(row);
+        let contiguous = positions.windows(2).all(|w| w[1] == w[0] + 1);
+        match positions.first() {
+            Some(&start) if contiguous => {
+                out.extend_from_slice(&full[start..start + positions.len()])
+            }
+            _ => out.extend(positions.iter().map(|&p| full[p])),
+        }
+    }
+}
+
+/// The served snapshot, or none yet, plus the outcome of the last load attempt.
+#[derive(Default)]
+pub struct SnapshotStore {
+    current: ArcSwapOption<FeatureSnapshot>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl SnapshotStore {
+    /// The snapshot to use for one whole request (readers keep it alive across a swap).
+    pub fn current(&self) -> Option<Arc<FeatureSnapshot>> {
+        self.current.load_full()
+    }
+
+    /// Swaps in a new snapshot; the old one is freed when its last reader is done.
+    pub fn install(&self, snapshot: FeatureSnapshot) {
+        self.current.store(Some(Arc::new(snapshot)));
+        self.set_error(None);
+    }
+
+    /// Records why the last load attempt failed (None after a success).
+    pub fn set_error(&self, error: Option<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
+    }
+
+    /// Why the last load attempt failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> FeatureSnapshot {
+        let index = CustomerIndex::from_strings(["a", "b"].iter().map(|s| s.to_string())).unwrap();
+        FeatureSnapshot::new(
+            "t".into(),
+            PathBuf::from("t"),
+            vec!["x".into(), "y".into(), "z".into()],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            index,
+        )
+    }
+
+    #[test]
+    fn gathers_contiguous_and_scattered_layouts() {
+        let s = tiny();
+        let row = s.lookup(&CustomerId::Str("b".into())).unwrap();
+        let mut out = Vec::new();
+        s.gather(row, &s.layout(&["y".into(), "z".into()]).unwrap(), &mut out);
+        s.gather(row, &s.layout(&["z".into(), "x".into()]).unwrap(), &mut out);
+        assert_eq!(out, vec![5.0, 6.0, 6.0, 4.0]);
+        assert_eq!(s.layout(&["w".into()]).unwrap_err(), "w");
+    }
+
+    #[test]
+    fn store_swaps_and_keeps_old_readers_alive() {
+        let store = SnapshotStore::default();
+        assert!(store.current().is_none());
+        store.install(tiny());
+        let held = store.current().unwrap();
+        store.install(tiny());
+        assert_eq!(held.rows(), 2, "a reader keeps its snapshot across a swap");
+        assert!(!Arc::ptr_eq(&held, &store.current().unwrap()));
+    }
+}
