@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Creates <repo>/.venv (git-ignored) with the pinned packages of scripts/requirements.txt and prints the
+# venv's python path on stdout (progress goes to stderr), e.g.  py="$(scripts/setup-python.sh)".
+# Idempotent: pip only runs when requirements.txt changed since the last successful install (hash stamp).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+req="$root/scripts/requirements.txt"
+stamp="$venv/.requirements.sha256"
+vpy="$venv/bin/python"
+
+host_python="$(command -v python3 || command -v python || true)"
+if [[ -z "$host_python" ]]; then
+  echo "error: python3 is needed to create $venv" >&2
+  exit 1
+fi
+
+# A venv whose interpreter no longer runs (host Python moved or upgraded) is rebuilt from scratch.
+if [[ -e "$venv" ]] && ! "$vpy" -c "" >/dev/null 2>&1; then
+  echo "Recreating broken $venv ..." >&2
+  rm -rf "$venv"
+fi
+
+if [[ ! -e "$venv" ]]; then
+  echo "Creating $venv ..." >&2
+  if ! "$host_python" -m venv "$venv" >/dev/null 2>&1; then
+    # Debian/Ubuntu without python3-venv has no ensurepip: fall back to a pip-less venv (pip added below).
+    rm -rf "$venv"
+    "$host_python" -m venv --without-pip "$venv"
+  fi
+fi
+if ! "$vpy" -m pip --version >/dev/null 2>&1; then
+  # The host's pip installs pip into the venv (pip >= 22.3 supports --python).
+  "$host_python" -m pip --python "$vpy" install -q --disable-pip-version-check pip
+fi
+
+want="$("$vpy" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$req")"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  echo "Installing scripts/requirements.txt into $venv ..." >&2
+  "$vpy" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"  # written only after pip succeeded
+fi
+
+echo "$vpy"
