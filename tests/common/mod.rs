@@ -1,0 +1,231 @@
+//! Shared helpers for the integration tests: start the real server on a free port and talk HTTP to it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crmscore::{Config, RunningServer};
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped models folder.
+pub fn models() -> PathBuf {
+    repo().join("models")
+}
+
+/// The shipped sample snapshot.
+pub fn sample_snapshot() -> PathBuf {
+    repo().join("snapshots").join("customers-sample.parquet")
+}
+
+/// A config on the shipped models and the given snapshots path.
+pub fn config(snapshots: &Path) -> Config {
+    Config::for_tests(models(), snapshots)
+}
+
+/// Starts a server and waits (bounded) until it reports ready.
+pub fn start_ready(config: Config) -> RunningServer {
+    let server = crmscore::start(config).expect("server starts");
+    wait_ready(&server, Duration::from_secs(60));
+    server
+}
+
+/// Polls /v2/health/ready until 200, panicking with the last reason after `limit`.
+pub fn wait_ready(server: &RunningServer, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, body) = get(server, "/v2/health/ready");
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server not ready after {limit:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// A base URL for the server.
+pub fn url(server: &RunningServer, path: &str) -> String {
+    format!("http://{}{}", server.addr, path)
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::String(text.to_string()))
+}
+
+/// GET, returning status and JSON body (a string Value when the body is not JSON).
+pub fn get(server: &RunningServer, path: &str) -> (u16, Value) {
+    let (status, _, text) = get_text(server, path);
+    (status, json_of(&text))
+}
+
+/// GET, returning status, headers and raw body.
+pub fn get_text(server: &RunningServer, path: &str) -> (u16, ureq::http::HeaderMap, String) {
+    let mut resp = agent()
+        .get(url(server, path))
+        .call()
+        .expect("request reaches the server");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, headers, text)
+}
+
+/// POST a raw body as JSON, returning status, headers and JSON body.
+pub fn post_raw(
+    server: &RunningServer,
+    path: &str,
+    body: &str,
+) -> (u16, ureq::http::HeaderMap, Value) {
+    let mut resp = agent()
+        .post(url(server, path))
+        .header("content-type", "application/json")
+        .send(body)
+        .expect("request reaches the server");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_string()
+        .unwrap_or_default();
+    (status, headers, json_of(&text))
+}
+
+/// POST a JSON value, returning status and JSON body.
+pub fn post(server: &RunningServer, path: &str, body: &Value) -> (u16, Value) {
+    let (status, _, json) = post_raw(server, path, &body.to_string());
+    (status, json)
+}
+
+/// Asserts a v1 error envelope with `code`, returning the message.
+pub fn v1_error(body: &Value, code: &str) -> String {
+    assert_eq!(body["error"]["code"], code, "unexpected body {body}");
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("error message is a string");
+    assert!(!message.is_empty());
+    message.to_string()
+}
+
+/// Asserts a v2 error envelope, returning the message.
+pub fn v2_error(body: &Value) -> String {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("v2 error must be a string: {body}"))
+        .to_string()
+}
+
+/// A fresh temporary folder under target/ (removed on drop).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("crmscore-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The first `n` rows of the sample snapshot as one record batch (all columns).
+pub fn sample_rows(n: usize) -> arrow_array::RecordBatch {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(sample_snapshot()).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .with_batch_size(n)
+        .build()
+        .unwrap();
+    reader.into_iter().next().unwrap().unwrap().slice(0, n)
+}
+
+/// Writes batches to `path` as Parquet with small row groups (so loads are parallel), atomically by rename.
+pub fn write_parquet(path: &Path, batches: &[arrow_array::RecordBatch]) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let tmp = path.with_extension("parquet.tmp");
+    let file = std::fs::File::create(&tmp).unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(256))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batches[0].schema(), Some(props)).unwrap();
+    for b in batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Replaces (or drops, with None) one column of a batch.
+pub fn with_column(
+    batch: &arrow_array::RecordBatch,
+    name: &str,
+    array: Option<arrow_array::ArrayRef>,
+) -> arrow_array::RecordBatch {
+    use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.name() == name {
+            if let Some(a) = &array {
+                fields.push(Arc::new(Field::new(name, a.data_type().clone(), true)));
+                columns.push(a.clone());
+            }
+        } else {
+            fields.push(field.clone());
+            columns.push(column.clone());
+        }
+    }
+    arrow_array::RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// Polls `path` until `check` accepts the JSON body (bounded).
+pub fn wait_for(
+    server: &RunningServer,
+    path: &str,
+    limit: Duration,
+    check: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, body) = get(server, path);
+        if check(status, &body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never satisfied the check; last: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
