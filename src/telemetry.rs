@@ -5,10 +5,11 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Installs the tracing subscriber: human-readable lines on stderr, level from `RUST_LOG` (default info).
+/// Installs the tracing subscriber: human-readable lines on stderr, level from `RUST_LOG` (default info; ONNX
+/// Runtime's own chatter at warn).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

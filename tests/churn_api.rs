@@ -36,8 +36,8 @@ struct Expected {
     rows: Vec<Vec<f32>>,
     /// P(positive class) that ONNX Runtime gives for each row, run directly on the model file.
     probability: Vec<f32>,
-    risk_medium: f32,
-    risk_high: f32,
+    risk_medium: f64,
+    risk_high: f64,
 }
 
 /// Reads every 97th customer of the sample snapshot with plain arrow (serially, no crmscore code) and runs the
@@ -119,6 +119,7 @@ fn expected() -> &'static Expected {
 }
 
 fn band(e: &Expected, p: f32) -> &'static str {
+    let p = f64::from(p);
     if p >= e.risk_high {
         "high"
     } else if p >= e.risk_medium {

@@ -77,9 +77,9 @@ pub enum MissingPolicy {
 #[serde(deny_unknown_fields)]
 pub struct RiskBands {
     /// probability ≥ medium → "medium"
-    pub medium: f32,
+    pub medium: f64,
     /// probability ≥ high → "high"
-    pub high: f32,
+    pub high: f64,
 }
 
 /// A risk band label.
@@ -97,6 +97,7 @@ pub enum RiskBand {
 impl RiskBands {
     /// The band a probability falls into.
     pub fn band(&self, probability: f32) -> RiskBand {
+        let probability = f64::from(probability);
         if probability >= self.high {
             RiskBand::High
         } else if probability >= self.medium {
