@@ -18,9 +18,12 @@ const SIZES: [usize; 4] = [1, 16, 128, 1024];
 
 fn rows(spec: &ModelSpec, n: usize) -> Vec<f32> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = &find_snapshots(&root.join("snapshots/customers-sample.parquet")).expect("sample snapshot")[0];
+    let source = &find_snapshots(&root.join("snapshots/customers-sample.parquet"))
+        .expect("sample snapshot")[0];
     let snapshot = load_snapshot(source, spec.feature_columns()).expect("sample snapshot loads");
-    let layout = snapshot.layout(spec.feature_columns()).expect("columns present");
+    let layout = snapshot
+        .layout(spec.feature_columns())
+        .expect("columns present");
     let mut out = Vec::new();
     for r in 0..n {
         snapshot.gather(r, &layout, &mut out);
@@ -30,11 +33,15 @@ fn rows(spec: &ModelSpec, n: usize) -> Vec<f32> {
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    crmscore::model::runtime::environment(None).expect("ONNX Runtime (run scripts/setup-onnxruntime.sh)");
+    crmscore::model::runtime::environment(None)
+        .expect("ONNX Runtime (run scripts/setup-onnxruntime.sh)");
     let spec = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
     let input = rows(&spec, 1024);
     let width = spec.feature_columns().len();
-    let options = SessionOptions { device: Device::Cpu, intra_threads: 1 };
+    let options = SessionOptions {
+        device: Device::Cpu,
+        intra_threads: 1,
+    };
     let crmscore::model::ModelKind::Tabular(tab) = &spec.kind;
 
     let mut group = c.benchmark_group("churn_session");
@@ -45,25 +52,45 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             b.iter(|| {
                 out.clear();
-                session::run_tabular(&mut open.session, &tab.input, &tab.output, &input[..n * width], n, &mut out)
-                    .expect("inference");
+                session::run_tabular(
+                    &mut open.session,
+                    &tab.input,
+                    &tab.output,
+                    &input[..n * width],
+                    n,
+                    &mut out,
+                )
+                .expect("inference");
                 black_box(&out);
             })
         });
     }
     group.finish();
 
-    let overrides = BatchingOverrides { max_batch_size: Some(1024), max_delay_us: Some(0), ..Default::default() };
+    let overrides = BatchingOverrides {
+        max_batch_size: Some(1024),
+        max_delay_us: Some(0),
+        ..Default::default()
+    };
     let metrics = Metrics::new();
-    let registry = ModelRegistry::load(&root.join("models"), &overrides, &options, &metrics).expect("models");
+    let registry =
+        ModelRegistry::load(&root.join("models"), &overrides, &options, &metrics).expect("models");
     let model = registry.get("churn").expect("churn model");
     let mut group = c.benchmark_group("churn_batcher");
     for n in SIZES {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
             b.iter(|| {
-                let reply = model.queue.submit(input[..n * width].to_vec(), n).expect("queue has room");
-                black_box(reply.blocking_recv().expect("worker answers").expect("inference"));
+                let reply = model
+                    .queue
+                    .submit(input[..n * width].to_vec(), n)
+                    .expect("queue has room");
+                black_box(
+                    reply
+                        .blocking_recv()
+                        .expect("worker answers")
+                        .expect("inference"),
+                );
             })
         });
     }

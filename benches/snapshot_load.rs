@@ -20,13 +20,20 @@ fn bench(c: &mut Criterion) {
     let spec = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
     let columns = spec.feature_columns().to_vec();
     let source = find_snapshots(&path).expect("snapshot")[0].clone();
-    let rows = load_snapshot(&source, &columns).expect("snapshot loads").rows();
+    let rows = load_snapshot(&source, &columns)
+        .expect("snapshot loads")
+        .rows();
 
     let mut group = c.benchmark_group("snapshot_load");
     group.sample_size(10);
     group.throughput(Throughput::Elements(rows as u64));
-    group.bench_function("rayon", |b| b.iter(|| black_box(load_snapshot(&source, &columns).expect("load"))));
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    group.bench_function("rayon", |b| {
+        b.iter(|| black_box(load_snapshot(&source, &columns).expect("load")))
+    });
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     group.bench_function("one_thread", |b| {
         b.iter(|| one.install(|| black_box(load_snapshot(&source, &columns).expect("load"))))
     });

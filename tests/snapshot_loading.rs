@@ -54,7 +54,7 @@ fn not_ready_until_a_snapshot_is_dropped_then_serves_it() {
     let batch = sample_rows(1000);
     write_parquet(
         &dir.path().join("customers-2026-11-23.parquet"),
-        &[batch.clone()],
+        std::slice::from_ref(&batch),
     );
     wait_ready(&server, WAIT);
     let id = batch
@@ -159,7 +159,7 @@ fn newest_complete_snapshot_wins_and_bad_newer_ones_fall_back() {
     std::fs::create_dir(dir.path().join("c-writing")).unwrap();
     write_parquet(
         &dir.path().join("c-writing/part-00000.parquet"),
-        &[batch.clone()],
+        std::slice::from_ref(&batch),
     );
     // A newer file with a missing column is skipped for the newest one that loads.
     std::thread::sleep(Duration::from_millis(20));
