@@ -69,7 +69,7 @@ fn expected() -> &'static Expected {
                 })
                 .collect();
             for r in 0..batch.num_rows() {
-                if (seen + r) % 97 == 0 {
+                if (seen + r).is_multiple_of(97) {
                     ids.push(id_col.as_string::<i32>().value(r).to_string());
                     rows.push(
                         cols.iter()
