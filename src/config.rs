@@ -19,9 +19,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the models in --models over HTTP, scoring customers from the newest snapshot in --snapshots.
-    Serve(Config),
+    Serve(Box<Config>),
     /// Print a model's ONNX inputs and outputs and how they match its manifest (exit code 1 on a mismatch).
     InspectModel(InspectArgs),
+    /// Validate a snapshot (file or part folder) against the models' columns and print a report (exit code 1 if
+    /// the server would refuse it), so a pipeline can check before it drops.
+    CheckSnapshot(CheckSnapshotArgs),
+}
+
+/// Arguments of `crmscore check-snapshot`.
+#[derive(Debug, Args)]
+pub struct CheckSnapshotArgs {
+    /// The Parquet file, part folder (with _SUCCESS), or folder of snapshots (its newest is checked).
+    pub path: PathBuf,
+    /// Model repository whose feature columns the snapshot must provide.
+    #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
+    pub models: PathBuf,
+}
+
+/// What to do with requests once the served snapshot is older than --max-snapshot-age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StalePolicy {
+    /// Answer, with `"stale": true` in replies; readiness stays 200 and says stale.
+    Serve,
+    /// Refuse snapshot lookups with 503 snapshot_stale; readiness answers 503.
+    Refuse,
 }
 
 /// Arguments of `crmscore inspect-model`.
@@ -61,9 +83,26 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_SNAPSHOTS", default_value = "snapshots")]
     pub snapshots: PathBuf,
 
-    /// How often to look for the first complete snapshot while none is served, in milliseconds.
-    #[arg(long, env = "CRMSCORE_SNAPSHOT_POLL_MS", default_value_t = 1000)]
-    pub snapshot_poll_ms: u64,
+    /// How often to look for new snapshots and changed model folders, in milliseconds.
+    #[arg(long, env = "CRMSCORE_POLL_MS", default_value_t = 2000)]
+    pub poll_ms: u64,
+
+    /// Largest fraction of customers a new snapshot may lose against the served one before it is refused.
+    #[arg(long, env = "CRMSCORE_MAX_ROW_DROP", default_value_t = 0.5)]
+    pub max_row_drop: f64,
+
+    /// Age (seconds since the snapshot file was written) after which the snapshot counts as stale.
+    #[arg(long, env = "CRMSCORE_MAX_SNAPSHOT_AGE")]
+    pub max_snapshot_age: Option<u64>,
+
+    /// What a stale snapshot means for requests.
+    #[arg(long, env = "CRMSCORE_STALE_POLICY", value_enum, default_value_t = StalePolicy::Serve)]
+    pub stale_policy: StalePolicy,
+
+    /// Bearer token required by the admin and repository routes (unset: those routes are open; bind to
+    /// localhost then).
+    #[arg(long, env = "CRMSCORE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 
     /// Shared library of ONNX Runtime (default: ORT_DYLIB_PATH, then .onnxruntime/lib beside the binary or the
     /// current folder, then the system library path).
@@ -115,7 +154,11 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             models: models.as_ref().to_path_buf(),
             snapshots: snapshots.as_ref().to_path_buf(),
-            snapshot_poll_ms: 50,
+            poll_ms: 50,
+            max_row_drop: 0.5,
+            max_snapshot_age: None,
+            stale_policy: StalePolicy::Serve,
+            admin_token: None,
             onnxruntime_lib: None,
             device: Device::Cpu,
             intra_threads: 1,
@@ -129,9 +172,9 @@ impl Config {
         }
     }
 
-    /// The snapshot poll interval as a Duration.
-    pub fn snapshot_poll(&self) -> Duration {
-        Duration::from_millis(self.snapshot_poll_ms.max(1))
+    /// The poll interval of the snapshot and model watcher.
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms.max(1))
     }
 }
 

@@ -34,6 +34,14 @@ pub enum ScoreError {
     ModelUnavailable(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("{0}")]
+    Stale(String),
+    #[error("this route needs the admin token: send 'Authorization: Bearer <token>'")]
+    Unauthorized,
+    #[error("{0}")]
+    ModelLoad(String),
+    #[error("{0}")]
+    SnapshotRejected(String),
     #[error("inference failed for model '{model}': {message}")]
     Inference { model: String, message: String },
 }
@@ -53,6 +61,10 @@ impl ScoreError {
             ScoreError::QueueFull { .. } => "queue_full",
             ScoreError::ModelUnavailable(_) => "model_unavailable",
             ScoreError::NotReady(_) => "not_ready",
+            ScoreError::Stale(_) => "snapshot_stale",
+            ScoreError::Unauthorized => "unauthorized",
+            ScoreError::ModelLoad(_) => "model_load_failed",
+            ScoreError::SnapshotRejected(_) => "snapshot_rejected",
             ScoreError::Inference { .. } => "inference_failed",
         }
     }
@@ -68,7 +80,11 @@ impl ScoreError {
             ScoreError::WrongModelKind { .. } => StatusCode::BAD_REQUEST,
             ScoreError::QueueFull { .. }
             | ScoreError::ModelUnavailable(_)
-            | ScoreError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ScoreError::NotReady(_)
+            | ScoreError::Stale(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ScoreError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ScoreError::ModelLoad(_) => StatusCode::BAD_REQUEST,
+            ScoreError::SnapshotRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ScoreError::Inference { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

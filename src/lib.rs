@@ -23,8 +23,8 @@ pub use config::Config;
 use model::registry::BatchingOverrides;
 use model::session::SessionOptions;
 use model::{ModelError, ModelRegistry};
-use scoring::{AppState, Limits};
-use snapshot::SnapshotStore;
+use scoring::{AppState, Freshness, Limits};
+use snapshot::{ReloadPolicy, SnapshotReloader, SnapshotStore};
 use telemetry::Metrics;
 
 /// Why the server could not start.
@@ -75,16 +75,20 @@ impl RunningServer {
     }
 }
 
-/// Whether the server can answer snapshot requests; Err holds the reason.
+/// Whether the server can answer snapshot requests; Err holds the reason. A stale snapshot is not ready only under
+/// the refuse policy.
 pub fn ready(state: &AppState) -> Result<(), String> {
-    if state.snapshots.current().is_some() {
-        return Ok(());
+    let Some(snapshot) = state.snapshots.current() else {
+        return Err(match state.snapshots.last_error() {
+            Some(e) => format!("no snapshot is served yet; last attempt failed: {e}"),
+            None => "no snapshot is served yet (loading, or none complete in the snapshots folder)"
+                .to_string(),
+        });
+    };
+    match state.freshness.stale_reason(&snapshot) {
+        Some(reason) if state.freshness.policy == config::StalePolicy::Refuse => Err(reason),
+        _ => Ok(()),
     }
-    Err(match state.snapshots.last_error() {
-        Some(e) => format!("no snapshot is served yet; last attempt failed: {e}"),
-        None => "no snapshot is served yet (loading, or none complete in the snapshots folder)"
-            .to_string(),
-    })
 }
 
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
@@ -110,9 +114,20 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             max_items: config.max_items_per_request,
             max_body_bytes: config.max_body_bytes,
         },
+        reloader: SnapshotReloader::new(
+            &config.snapshots,
+            ReloadPolicy {
+                max_row_drop: config.max_row_drop.clamp(0.0, 1.0),
+            },
+        ),
+        freshness: Freshness {
+            max_age: config.max_snapshot_age.map(std::time::Duration::from_secs),
+            policy: config.stale_policy,
+        },
+        admin_token: config.admin_token.clone().filter(|t| !t.is_empty()),
     });
     let stopping = Arc::new(AtomicBool::new(false));
-    spawn_first_snapshot_load(&config, state.clone(), stopping.clone())?;
+    spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
 
     let app_state = state.clone();
     let max_body = config.max_body_bytes;
@@ -165,69 +180,33 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// Polls the snapshots folder until a complete snapshot loads (newest first; a bad one is skipped and reported).
-fn spawn_first_snapshot_load(
-    config: &Config,
+/// One rescan of the snapshots path, then of the model folders (a new model version is checked against the
+/// snapshot just served).
+pub fn rescan(state: &AppState) {
+    let columns = state.models.feature_columns();
+    state
+        .reloader
+        .reload_once(&state.snapshots, &columns, &state.metrics);
+    let served = state.snapshots.current().map(|s| s.columns.clone());
+    state
+        .models
+        .reload_changed(served.as_deref(), &state.metrics);
+}
+
+/// Rescans every `poll` until the server stops: new snapshots and model versions are picked up without a restart.
+fn spawn_watcher(
     state: web::Data<AppState>,
+    poll: std::time::Duration,
     stopping: Arc<AtomicBool>,
 ) -> Result<(), StartError> {
-    let dir = config.snapshots.clone();
-    let poll = config.snapshot_poll();
-    let columns = state.models.feature_columns();
     std::thread::Builder::new()
-        .name("snapshot-load".into())
+        .name("watcher".into())
         .spawn(move || {
-            let mut last_logged = None;
             while !stopping.load(Ordering::Relaxed) {
-                match load_newest(&dir, &columns, &state) {
-                    Ok(true) => return,
-                    Ok(false) => {}
-                    Err(message) => {
-                        if last_logged.as_ref() != Some(&message) {
-                            tracing::error!(error = %message, "snapshot not loaded; the server stays not ready");
-                            last_logged = Some(message.clone());
-                        }
-                        state.snapshots.set_error(Some(message));
-                    }
-                }
+                rescan(&state);
                 std::thread::sleep(poll);
             }
         })
         .map_err(StartError::Thread)?;
     Ok(())
-}
-
-/// Tries the complete snapshots newest first; Ok(true) once one is installed, Ok(false) when there is none yet.
-fn load_newest(
-    dir: &std::path::Path,
-    columns: &[String],
-    state: &AppState,
-) -> Result<bool, String> {
-    let sources = snapshot::find_snapshots(dir).map_err(|e| e.to_string())?;
-    let mut errors = Vec::new();
-    for source in &sources {
-        let started = Instant::now();
-        match snapshot::load_snapshot(source, columns) {
-            Ok(loaded) => {
-                let seconds = started.elapsed().as_secs_f64();
-                tracing::info!(
-                    snapshot = %loaded.version, rows = loaded.rows(), seconds, "snapshot loaded"
-                );
-                state.metrics.snapshot_load_seconds.observe(seconds);
-                state.metrics.snapshot_loads.inc();
-                state.metrics.snapshot_rows.set(loaded.rows() as i64);
-                state.snapshots.install(loaded);
-                return Ok(true);
-            }
-            Err(e) => {
-                state.metrics.snapshot_load_failures.inc();
-                errors.push(e.to_string());
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(false)
-    } else {
-        Err(errors.join("; "))
-    }
 }

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     crmscore::telemetry::init_logging();
     match cli.command {
-        Command::Serve(config) => match crmscore::start(config).map(|server| server.wait()) {
+        Command::Serve(config) => match crmscore::start(*config).map(|server| server.wait()) {
             Ok(Ok(())) => ExitCode::SUCCESS,
             Ok(Err(e)) => fail(&format!("HTTP server failed: {e}")),
             Err(e) => fail(&e.to_string()),
@@ -22,6 +22,20 @@ fn main() -> ExitCode {
             Ok(false) => ExitCode::FAILURE,
             Err(e) => fail(&e.to_string()),
         },
+        Command::CheckSnapshot(args) => {
+            match crmscore::snapshot::check::model_columns(&args.models) {
+                Ok(columns) => {
+                    let (report, ok) = crmscore::snapshot::check::check(&args.path, &columns);
+                    print!("{report}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
     }
 }
 

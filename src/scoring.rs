@@ -2,13 +2,15 @@
 //! submit them to the model's queue, await, and hand back per-item outcomes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::config::StalePolicy;
 use crate::error::ScoreError;
 use crate::model::spec::{MissingPolicy, ModelKind, TabularSpec};
 use crate::model::{ModelHandle, ModelRegistry};
-use crate::snapshot::{CustomerId, FeatureSnapshot, SnapshotStore};
+use crate::snapshot::{CustomerId, FeatureSnapshot, SnapshotReloader, SnapshotStore};
 use crate::telemetry::Metrics;
 
 /// What the HTTP layer shares between requests.
@@ -21,6 +23,37 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Request size limits.
     pub limits: Limits,
+    /// Rescans the snapshots path (the watcher thread and the admin route share it).
+    pub reloader: SnapshotReloader,
+    /// When a snapshot counts as stale and what that means.
+    pub freshness: Freshness,
+    /// Bearer token of the admin and repository routes, if any.
+    pub admin_token: Option<String>,
+}
+
+/// The staleness rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// Age after which the snapshot is stale (None: never).
+    pub max_age: Option<Duration>,
+    /// Serve-and-flag or refuse.
+    pub policy: StalePolicy,
+}
+
+impl Freshness {
+    /// Whether `snapshot` is past its maximum age; Some(reason) when it is.
+    pub fn stale_reason(&self, snapshot: &FeatureSnapshot) -> Option<String> {
+        let max = self.max_age?;
+        let age = snapshot.age();
+        (age > max).then(|| {
+            format!(
+                "snapshot {} is {}s old, more than --max-snapshot-age {}s",
+                snapshot.version,
+                age.as_secs(),
+                max.as_secs()
+            )
+        })
+    }
 }
 
 /// Caps on what one request may ask for.
@@ -50,6 +83,8 @@ pub struct Scored {
     pub model: Arc<ModelHandle>,
     /// The snapshot the features came from (None for inline rows).
     pub snapshot: Option<Arc<FeatureSnapshot>>,
+    /// Whether that snapshot is past --max-snapshot-age (served anyway under the serve policy).
+    pub stale: bool,
     /// One outcome per requested item, in request order.
     pub items: Vec<ItemOutcome>,
     /// Output rows (class probabilities), `labels` values each.
@@ -119,6 +154,13 @@ pub async fn score_customers(
             None => "no snapshot is served yet".to_string(),
         })
     })?;
+    let stale = match state.freshness.stale_reason(&snapshot) {
+        Some(reason) if state.freshness.policy == StalePolicy::Refuse => {
+            return Err(ScoreError::Stale(reason));
+        }
+        Some(_) => true,
+        None => false,
+    };
     let spec = tabular_spec(&model);
     let layout = snapshot.layout(&spec.features).map_err(|column| {
         ScoreError::NotReady(format!(
@@ -154,7 +196,9 @@ pub async fn score_customers(
             }
         }
     }
-    run(model, Some(snapshot), items, input, rows).await
+    let mut scored = run(model, Some(snapshot), items, input, rows).await?;
+    scored.stale = stale;
+    Ok(scored)
 }
 
 /// Scores inline feature rows; every feature is required and must be a number (or null where the model allows).
@@ -200,6 +244,7 @@ async fn run(
     Ok(Scored {
         model,
         snapshot,
+        stale: false,
         items,
         probabilities,
         queue_us,

@@ -38,7 +38,7 @@ pub struct Metrics {
     queue_depth: IntGaugeVec,
     /// Rows of the served snapshot.
     pub snapshot_rows: IntGauge,
-    /// Seconds since the served snapshot was loaded.
+    /// Seconds since the served snapshot's data was written.
     pub snapshot_age: Gauge,
     /// Snapshot loads that succeeded.
     pub snapshot_loads: IntCounter,
@@ -46,6 +46,10 @@ pub struct Metrics {
     pub snapshot_load_failures: IntCounter,
     /// Time to load the served snapshot.
     pub snapshot_load_seconds: Histogram,
+    /// Model versions loaded and swapped in, by model.
+    pub model_loads: IntCounterVec,
+    /// Model versions that failed to load (the previous one kept serving), by model.
+    pub model_load_failures: IntCounterVec,
 }
 
 /// The per-model handles a batching worker records into.
@@ -131,7 +135,7 @@ impl Metrics {
             .expect("static metric definition is valid"),
             snapshot_age: Gauge::new(
                 "crmscore_snapshot_age_seconds",
-                "Seconds since the served snapshot was loaded",
+                "Seconds since the served snapshot's data was written (file modification time)",
             )
             .expect("static metric definition is valid"),
             snapshot_loads: IntCounter::new(
@@ -154,9 +158,21 @@ impl Metrics {
                 ]),
             )
             .expect("static metric definition is valid"),
+            model_loads: counter_vec(
+                "crmscore_model_loads_total",
+                "Model versions loaded and swapped in",
+                &["model"],
+            ),
+            model_load_failures: counter_vec(
+                "crmscore_model_load_failures_total",
+                "Model versions that failed to load (the previous version kept serving)",
+                &["model"],
+            ),
         };
         let r = &m.registry;
-        let all: [Box<dyn prometheus::core::Collector>; 14] = [
+        let all: [Box<dyn prometheus::core::Collector>; 16] = [
+            Box::new(m.model_loads.clone()),
+            Box::new(m.model_load_failures.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.batch_rows.clone()),

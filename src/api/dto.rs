@@ -63,6 +63,9 @@ pub struct ScoreReply<'a, R> {
     /// Which snapshot the features came from (absent for inline rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<&'a str>,
+    /// Present (true) only when the snapshot is older than --max-snapshot-age.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
     /// One result per requested item, in request order.
     pub results: Vec<R>,
 }

@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that validate, call `scoring`, and shape the reply.
 
+mod admin;
 pub mod dto;
 mod health;
 mod metrics;
@@ -22,7 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             .service(resource("/health/ready").route(web::get().to(health::get_ready)))
             .service(resource("/models/{model}").route(web::get().to(v2::get_model_metadata)))
             .service(resource("/models/{model}/ready").route(web::get().to(v2::get_model_ready)))
-            .service(resource("/models/{model}/infer").route(web::post().to(v2::post_infer))),
+            .service(resource("/models/{model}/infer").route(web::post().to(v2::post_infer)))
+            .service(
+                resource("/repository/models/{model}/load")
+                    .route(web::post().to(admin::post_model_load)),
+            ),
     )
     .service(
         web::scope("/v1")
@@ -31,7 +36,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
             )
             .service(resource("/churn/score").route(web::post().to(score::post_churn_score)))
-            .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot))),
+            .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
+            .service(
+                resource("/admin/snapshot/reload")
+                    .route(web::post().to(admin::post_snapshot_reload)),
+            ),
     )
     .service(resource("/metrics").route(web::get().to(metrics::get_metrics)))
     .default_service(web::to(not_found));

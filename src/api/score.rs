@@ -136,6 +136,7 @@ fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>, started: Instant
             version: &scored.model.spec.version,
         },
         snapshot: scored.snapshot.as_deref().map(|s| s.version.as_str()),
+        stale: scored.stale,
         results,
     };
     let mut response = HttpResponse::Ok();

@@ -15,23 +15,24 @@ pub async fn get_snapshot(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         let reason = last_error.unwrap_or_else(|| "no complete snapshot found yet".into());
         return Err(ScoreError::NotReady(format!("no snapshot is served: {reason}")).into());
     };
-    let loaded_at = s
-        .loaded_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let age = SystemTime::now()
-        .duration_since(s.loaded_at)
-        .unwrap_or_default()
-        .as_secs_f64();
+    let epoch = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let stale = state.freshness.stale_reason(&s);
     Ok(HttpResponse::Ok().json(json!({
         "version": s.version,
         "source": s.source.display().to_string(),
         "rows": s.rows(),
         "columns": s.columns,
         "id_type": if s.integer_ids { "integer" } else { "string" },
-        "loaded_at": loaded_at,
-        "age_seconds": age,
+        "produced_at": epoch(s.produced_at),
+        "loaded_at": epoch(s.loaded_at),
+        "age_seconds": s.age().as_secs_f64(),
+        "stale": stale.is_some(),
+        "stale_reason": stale,
+        "warnings": s.warnings,
         "last_error": last_error,
     })))
 }

@@ -22,7 +22,7 @@ pub async fn get_server_metadata() -> HttpResponse {
     }))
 }
 
-fn model<'s>(state: &'s AppState, name: &str) -> Result<&'s std::sync::Arc<ModelHandle>, ApiError> {
+fn model(state: &AppState, name: &str) -> Result<std::sync::Arc<ModelHandle>, ApiError> {
     state
         .models
         .get(name)
@@ -72,6 +72,8 @@ pub async fn get_model_metadata(
                 "workers": spec.batching.workers,
             },
             "metadata": spec.metadata,
+            "loaded_at": m.loaded_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+            "last_load_error": state.models.last_error(&spec.name),
         },
     })))
 }
@@ -93,7 +95,7 @@ pub async fn post_infer(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let request = body.into_inner();
-    let m = model(&state, &name)?.clone();
+    let m = model(&state, &name)?;
     let (input, rows) = infer_input(&m, &request, state.limits.max_items).map_err(ApiError::v2)?;
     let scored = scoring::score_matrix(m, input, rows)
         .await

@@ -1,10 +1,11 @@
 //! The served models by name: each with its manifest, its graph's I/O, its queue and its batching workers.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use ort::session::Session;
 
 use super::ModelError;
@@ -25,6 +26,47 @@ pub struct ModelHandle {
     pub provider: &'static str,
     /// Where requests enqueue their rows.
     pub queue: BatchQueue,
+    /// When this version was loaded.
+    pub loaded_at: SystemTime,
+    fingerprint: Fingerprint,
+}
+
+/// Names, sizes and modification times of a model folder's files: a change means a new version was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(String, u64, Option<SystemTime>)>);
+
+impl Fingerprint {
+    /// Reads the fingerprint of `dir` (an unreadable folder gives an empty one).
+    pub fn of(dir: &Path) -> Fingerprint {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                meta.is_file().then(|| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        meta.len(),
+                        meta.modified().ok(),
+                    )
+                })
+            })
+            .collect();
+        files.sort();
+        Fingerprint(files)
+    }
+}
+
+/// What the registry remembers of each model folder between polls.
+#[derive(Default)]
+struct Watch {
+    /// A changed fingerprint seen on the last poll; loaded once it stays the same for a poll (copy finished).
+    pending: Option<Fingerprint>,
+    /// A fingerprint whose load failed; not retried until the files change again.
+    failed: Option<Fingerprint>,
+    /// Why the last load of this model failed.
+    last_error: Option<String>,
 }
 
 /// Batching settings given on the command line, overriding every manifest.
@@ -51,9 +93,21 @@ impl BatchingOverrides {
     }
 }
 
-/// Every model of the repository, by name.
+/// The served models by name, swappable one version at a time.
 pub struct ModelRegistry {
-    models: BTreeMap<String, Arc<ModelHandle>>,
+    dir: PathBuf,
+    overrides: BatchingOverrides,
+    options: SessionOptions,
+    models: ArcSwap<BTreeMap<String, Arc<ModelHandle>>>,
+    watch: Mutex<HashMap<String, Watch>>,
+}
+
+/// Outcome of one model reload attempt, for logs and the repository route.
+pub enum ModelReload {
+    /// The new version serves.
+    Loaded(Arc<ModelHandle>),
+    /// The old version (if any) keeps serving.
+    Failed(ModelError),
 }
 
 /// An ONNX session feeding a tabular model's batches.
@@ -114,28 +168,48 @@ impl ModelRegistry {
                 }
                 continue;
             }
-            let mut spec = ModelSpec::load(&folder)?;
-            spec.batching = overrides.apply(spec.batching);
-            let handle = Self::start_model(spec, options, metrics)?;
-            tracing::info!(
-                model = %handle.spec.name,
-                version = %handle.spec.version,
-                provider = handle.provider,
-                workers = handle.spec.batching.workers,
-                max_batch_size = handle.spec.batching.max_batch_size,
-                max_delay_us = handle.spec.batching.max_delay_us,
-                "model ready"
-            );
+            let handle = Self::start_model(&folder, overrides, options, metrics)?;
             models.insert(handle.spec.name.clone(), Arc::new(handle));
         }
         if models.is_empty() {
             return Err(ModelError::Empty(dir.to_path_buf()));
         }
-        Ok(ModelRegistry { models })
+        Ok(ModelRegistry {
+            dir: dir.to_path_buf(),
+            overrides: *overrides,
+            options: options.clone(),
+            models: ArcSwap::from_pointee(models),
+            watch: Mutex::new(HashMap::new()),
+        })
     }
 
+    /// Loads, checks, warms up and logs one model folder.
     fn start_model(
+        folder: &Path,
+        overrides: &BatchingOverrides,
+        options: &SessionOptions,
+        metrics: &Metrics,
+    ) -> Result<ModelHandle, ModelError> {
+        // Fingerprint first: a change during the load is then seen as a newer version on the next poll.
+        let fingerprint = Fingerprint::of(folder);
+        let mut spec = ModelSpec::load(folder)?;
+        spec.batching = overrides.apply(spec.batching);
+        let handle = Self::start_spec(spec, fingerprint, options, metrics)?;
+        tracing::info!(
+            model = %handle.spec.name,
+            version = %handle.spec.version,
+            provider = handle.provider,
+            workers = handle.spec.batching.workers,
+            max_batch_size = handle.spec.batching.max_batch_size,
+            max_delay_us = handle.spec.batching.max_delay_us,
+            "model ready"
+        );
+        Ok(handle)
+    }
+
+    fn start_spec(
         spec: ModelSpec,
+        fingerprint: Fingerprint,
         options: &SessionOptions,
         metrics: &Metrics,
     ) -> Result<ModelHandle, ModelError> {
@@ -200,25 +274,123 @@ impl ModelRegistry {
             provider,
             queue,
             spec,
+            loaded_at: SystemTime::now(),
+            fingerprint,
         };
         handle.warm_up()?;
         Ok(handle)
     }
 
-    /// The model called `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<ModelHandle>> {
-        self.models.get(name)
+    /// Whether `models/<name>/model.toml` exists (for names made only of letters, digits, '-' and '_').
+    pub fn has_folder(&self, name: &str) -> bool {
+        let safe = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        safe && self.dir.join(name).join("model.toml").is_file()
     }
 
-    /// Every model, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<ModelHandle>> {
-        self.models.values()
+    /// The served version of the model called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<ModelHandle>> {
+        self.models.load().get(name).cloned()
+    }
+
+    /// Every served model, by name.
+    pub fn all(&self) -> Vec<Arc<ModelHandle>> {
+        self.models.load().values().cloned().collect()
+    }
+
+    /// Why the last load of `name` failed, if it did (the previous version, if any, still serves).
+    pub fn last_error(&self, name: &str) -> Option<String> {
+        self.watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .and_then(|w| w.last_error.clone())
+    }
+
+    /// Loads `models/<name>` as a new version beside the served one and swaps it in once it is checked against its
+    /// manifest and `columns` (the served snapshot's, if any) and warmed up. The old version's queue drains before
+    /// its sessions drop (they go with the last request holding it). On failure the old version keeps serving.
+    pub fn reload(&self, name: &str, columns: Option<&[String]>, metrics: &Metrics) -> ModelReload {
+        let folder = self.dir.join(name);
+        let fingerprint = Fingerprint::of(&folder);
+        let result = Self::start_model(&folder, &self.overrides, &self.options, metrics).and_then(
+            |handle| {
+                let missing = columns.and_then(|cols| {
+                    handle
+                        .spec
+                        .feature_columns()
+                        .iter()
+                        .find(|f| !cols.contains(f))
+                });
+                match missing {
+                    Some(column) => Err(ModelError::Mismatch {
+                        model: name.to_string(),
+                        message: format!(
+                            "the served snapshot has no column '{column}' that this version needs"
+                        ),
+                    }),
+                    None => Ok(Arc::new(handle)),
+                }
+            },
+        );
+        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = watch.entry(name.to_string()).or_default();
+        entry.pending = None;
+        match result {
+            Ok(handle) => {
+                let mut next = BTreeMap::clone(&self.models.load());
+                next.insert(name.to_string(), handle.clone());
+                self.models.store(Arc::new(next));
+                entry.failed = None;
+                entry.last_error = None;
+                metrics.model_loads.with_label_values(&[name]).inc();
+                ModelReload::Loaded(handle)
+            }
+            Err(error) => {
+                tracing::error!(model = name, %error, "model version not loaded; the served version stays");
+                entry.failed = Some(fingerprint);
+                entry.last_error = Some(error.to_string());
+                metrics.model_load_failures.with_label_values(&[name]).inc();
+                ModelReload::Failed(error)
+            }
+        }
+    }
+
+    /// Reloads every served model whose folder changed and then stayed unchanged for one poll.
+    pub fn reload_changed(
+        &self,
+        columns: Option<&[String]>,
+        metrics: &Metrics,
+    ) -> Vec<(String, ModelReload)> {
+        let mut due = Vec::new();
+        {
+            let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, handle) in self.models.load().iter() {
+                let now = Fingerprint::of(&self.dir.join(name));
+                let entry = watch.entry(name.clone()).or_default();
+                if now == handle.fingerprint || entry.failed.as_ref() == Some(&now) {
+                    entry.pending = None;
+                } else if entry.pending.as_ref() == Some(&now) {
+                    due.push(name.clone());
+                } else {
+                    entry.pending = Some(now);
+                }
+            }
+        }
+        due.into_iter()
+            .map(|name| {
+                let outcome = self.reload(&name, columns, metrics);
+                (name, outcome)
+            })
+            .collect()
     }
 
     /// Snapshot columns needed by any model, in first-use order (models by name), each once.
     pub fn feature_columns(&self) -> Vec<String> {
         let mut columns: Vec<String> = Vec::new();
-        for model in self.models.values() {
+        for model in self.models.load().values() {
             for f in model.spec.feature_columns() {
                 if !columns.contains(f) {
                     columns.push(f.clone());

@@ -283,7 +283,7 @@ pub fn load_snapshot(
         matrix,
         index,
     );
-    snapshot.loaded_at = SystemTime::now();
+    snapshot.produced_at = source.modified;
     Ok(snapshot)
 }
 

@@ -1,7 +1,9 @@
 //! The in-memory customer feature snapshot: id → row of a row-major f32 matrix, swapped atomically as a whole.
 
+pub mod check;
 pub mod ids;
 pub mod load;
+pub mod reload;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use arc_swap::ArcSwapOption;
 
 pub use ids::{CustomerId, CustomerIndex};
 pub use load::{SnapshotSource, find_snapshots, load_snapshot};
+pub use reload::{ReloadOutcome, ReloadPolicy, SnapshotReloader};
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,10 @@ pub struct FeatureSnapshot {
     pub source: PathBuf,
     /// When the load finished.
     pub loaded_at: SystemTime,
+    /// When the data was produced (the file's, or the `_SUCCESS` marker's, modification time).
+    pub produced_at: SystemTime,
+    /// Validation findings that did not stop the swap (constant or all-null columns).
+    pub warnings: Vec<String>,
     /// Feature columns, in matrix column order.
     pub columns: Vec<String>,
     /// Whether `customer_id` was an integer column.
@@ -60,10 +67,13 @@ impl FeatureSnapshot {
     ) -> FeatureSnapshot {
         let rows = index.len();
         debug_assert_eq!(matrix.len(), rows * columns.len());
+        let now = SystemTime::now();
         FeatureSnapshot {
             version,
             source,
-            loaded_at: SystemTime::now(),
+            loaded_at: now,
+            produced_at: now,
+            warnings: Vec::new(),
             integer_ids: index.is_integer(),
             columns,
             rows,
@@ -112,6 +122,37 @@ impl FeatureSnapshot {
         Ok(positions)
     }
 
+    /// Seconds since the data was produced.
+    pub fn age(&self) -> std::time::Duration {
+        SystemTime::now()
+            .duration_since(self.produced_at)
+            .unwrap_or_default()
+    }
+
+    /// Per feature column: nulls (or NaN), and min/max of the other values.
+    pub fn column_stats(&self) -> Vec<ColumnStats> {
+        use rayon::prelude::*;
+        let width = self.columns.len();
+        let empty = || vec![ColumnStats::default(); width];
+        if width == 0 {
+            return Vec::new();
+        }
+        self.matrix
+            .par_chunks(width * 4096)
+            .fold(empty, |mut acc, chunk| {
+                for row in chunk.chunks_exact(width) {
+                    for (s, &v) in acc.iter_mut().zip(row) {
+                        s.add(v);
+                    }
+                }
+                acc
+            })
+            .reduce(empty, |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| x.merge(y));
+                a
+            })
+    }
+
     /// Appends customer row `row`'s values at `positions` to `out` (a straight copy when they are contiguous).
     pub fn gather(&self, row: usize, positions: &[usize], out: &mut Vec<f32>) {
         let full = self.row(row);
@@ -122,6 +163,44 @@ impl FeatureSnapshot {
             }
             _ => out.extend(positions.iter().map(|&p| full[p])),
         }
+    }
+}
+
+/// Summary of one feature column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColumnStats {
+    /// Null or NaN values.
+    pub nulls: usize,
+    /// Smallest non-null value (+inf when none).
+    pub min: f32,
+    /// Largest non-null value (-inf when none).
+    pub max: f32,
+}
+
+impl Default for ColumnStats {
+    fn default() -> Self {
+        ColumnStats {
+            nulls: 0,
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        }
+    }
+}
+
+impl ColumnStats {
+    fn add(&mut self, v: f32) {
+        if v.is_nan() {
+            self.nulls += 1;
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+    }
+
+    fn merge(&mut self, other: ColumnStats) {
+        self.nulls += other.nulls;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
     }
 }
 
@@ -182,6 +261,28 @@ mod tests {
         s.gather(row, &s.layout(&["z".into(), "x".into()]).unwrap(), &mut out);
         assert_eq!(out, vec![5.0, 6.0, 6.0, 4.0]);
         assert_eq!(s.layout(&["w".into()]).unwrap_err(), "w");
+    }
+
+    #[test]
+    fn column_stats_count_nulls_and_ranges() {
+        let index = CustomerIndex::from_strings(["a", "b", "c"]).unwrap();
+        let s = FeatureSnapshot::new(
+            "t".into(),
+            PathBuf::from("t"),
+            vec!["x".into(), "y".into()],
+            vec![1.0, f32::NAN, 3.0, f32::NAN, -2.0, f32::NAN],
+            index,
+        );
+        let stats = s.column_stats();
+        assert_eq!(
+            stats[0],
+            ColumnStats {
+                nulls: 0,
+                min: -2.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(stats[1].nulls, 3);
     }
 
     #[test]

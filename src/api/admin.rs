@@ -1,0 +1,92 @@
+//! Operator routes: force a snapshot rescan, (re)load a model version. Behind the admin token when one is set.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde_json::json;
+
+use crate::error::{ApiError, ScoreError};
+use crate::model::registry::ModelReload;
+use crate::scoring::AppState;
+use crate::snapshot::ReloadOutcome;
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ScoreError> {
+    let Some(token) = &state.admin_token else {
+        return Ok(());
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(token.as_str()) {
+        Ok(())
+    } else {
+        Err(ScoreError::Unauthorized)
+    }
+}
+
+fn shutting_down<E>(_: E) -> ScoreError {
+    ScoreError::NotReady("the server is shutting down".into())
+}
+
+/// `POST /v1/admin/snapshot/reload`: rescan now; 200 when the newest snapshot serves, 422 when it was refused.
+pub async fn post_snapshot_reload(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let s = state.clone();
+    let outcome = web::block(move || {
+        let columns = s.models.feature_columns();
+        s.reloader.reload_once(&s.snapshots, &columns, &s.metrics)
+    })
+    .await
+    .map_err(shutting_down)?;
+    let served = state.snapshots.current().map(|s| s.version.clone());
+    match outcome {
+        ReloadOutcome::Loaded {
+            version,
+            rows,
+            seconds,
+        } => Ok(HttpResponse::Ok().json(
+            json!({"outcome": "loaded", "snapshot": version, "rows": rows, "seconds": seconds}),
+        )),
+        ReloadOutcome::Unchanged => {
+            Ok(HttpResponse::Ok().json(json!({"outcome": "unchanged", "snapshot": served})))
+        }
+        ReloadOutcome::Rejected { source, error } => Err(ScoreError::SnapshotRejected(format!(
+            "snapshot {source} was refused: {error}; still serving {}",
+            served.as_deref().unwrap_or("nothing")
+        ))
+        .into()),
+        ReloadOutcome::Missing => {
+            Err(ScoreError::NotReady("no complete snapshot in the snapshots path".into()).into())
+        }
+    }
+}
+
+/// `POST /v2/repository/models/{model}/load` (Triton's explicit model control): load the folder's current files as
+/// a new version and swap it in; on failure the served version stays and the reason is returned.
+pub async fn post_model_load(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state).map_err(ApiError::v2)?;
+    let name = name.into_inner();
+    if !state.models.has_folder(&name) {
+        return Err(ApiError::v2(ScoreError::UnknownModel(name)));
+    }
+    let s = state.clone();
+    let outcome = web::block(move || {
+        let columns = s.snapshots.current().map(|snap| snap.columns.clone());
+        s.models.reload(&name, columns.as_deref(), &s.metrics)
+    })
+    .await
+    .map_err(|e| ApiError::v2(shutting_down(e)))?;
+    match outcome {
+        ModelReload::Loaded(m) => {
+            Ok(HttpResponse::Ok().json(json!({"name": m.spec.name, "version": m.spec.version})))
+        }
+        ModelReload::Failed(e) => Err(ApiError::v2(ScoreError::ModelLoad(e.to_string()))),
+    }
+}

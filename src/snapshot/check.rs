@@ -1,0 +1,114 @@
+//! `crmscore check-snapshot`: the report a pipeline reads before it drops a snapshot.
+
+use std::fmt::Write;
+use std::fs::File;
+use std::path::Path;
+
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+
+use super::load::ID_COLUMN;
+use super::reload::{ReloadPolicy, validate};
+use super::{find_snapshots, load_snapshot};
+use crate::model::{ModelError, ModelSpec};
+
+/// The feature columns of every model manifest in `models` (manifests only; no ONNX Runtime needed).
+pub fn model_columns(models: &Path) -> Result<Vec<String>, ModelError> {
+    let io = |source| ModelError::Io {
+        path: models.to_path_buf(),
+        source,
+    };
+    let mut dirs: Vec<_> = std::fs::read_dir(models)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("model.toml").is_file())
+        .collect();
+    dirs.sort();
+    let mut columns: Vec<String> = Vec::new();
+    for dir in dirs {
+        for f in ModelSpec::load(&dir)?.feature_columns() {
+            if !columns.contains(f) {
+                columns.push(f.clone());
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// Builds the report for the snapshot at `path` (its newest, for a folder); the bool is the verdict.
+pub fn check(path: &Path, columns: &[String]) -> (String, bool) {
+    let mut out = String::new();
+    let sources = match find_snapshots(path) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => {
+            return (
+                format!(
+                    "verdict  FAIL: no complete snapshot under {}\n",
+                    path.display()
+                ),
+                false,
+            );
+        }
+        Err(e) => return (format!("verdict  FAIL: {e}\n"), false),
+    };
+    let source = &sources[0];
+    let _ = writeln!(
+        out,
+        "snapshot {} ({} file(s))",
+        source.path.display(),
+        source.files.len()
+    );
+    let types = File::open(&source.files[0])
+        .ok()
+        .and_then(|f| ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).ok())
+        .map(|m| m.schema().clone());
+    let type_of = |c: &str| {
+        types
+            .as_ref()
+            .and_then(|s| s.field_with_name(c).ok())
+            .map(|f| f.data_type().to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let snapshot = match load_snapshot(source, columns) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(out, "verdict  FAIL: {e}");
+            return (out, false);
+        }
+    };
+    let _ = writeln!(out, "rows     {}", snapshot.rows());
+    let _ = writeln!(
+        out,
+        "ids      {ID_COLUMN} ({}), unique, no nulls",
+        type_of(ID_COLUMN)
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:<10} {:>10} {:>8} {:>14} {:>14}",
+        "column", "type", "nulls", "null %", "min", "max"
+    );
+    for (c, s) in snapshot.columns.iter().zip(snapshot.column_stats()) {
+        let pct = 100.0 * s.nulls as f64 / snapshot.rows().max(1) as f64;
+        let _ = writeln!(
+            out,
+            "{c:<28} {:<10} {:>10} {pct:>7.1}% {:>14} {:>14}",
+            type_of(c),
+            s.nulls,
+            s.min,
+            s.max
+        );
+    }
+    match validate(&snapshot, None, &ReloadPolicy::default()) {
+        Ok(warnings) => {
+            for w in &warnings {
+                let _ = writeln!(out, "warning  {w}");
+            }
+            let _ = writeln!(out, "verdict  OK: the server would serve this snapshot");
+            (out, true)
+        }
+        Err(e) => {
+            let _ = writeln!(out, "verdict  FAIL: {e}");
+            (out, false)
+        }
+    }
+}
