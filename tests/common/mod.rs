@@ -229,3 +229,109 @@ pub fn wait_for(
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// Requests sent while something changes underneath: each thread posts one-id churn requests until stopped.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Vec<Reply>>>,
+}
+
+/// What one request under load got back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub snapshot: Option<String>,
+    pub model_version: Option<String>,
+    pub body: Value,
+}
+
+impl Load {
+    /// Starts `threads` client threads against `server`, each picking ids from `ids` at random.
+    pub fn start(server: &RunningServer, ids: Vec<String>, threads: usize) -> Load {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let url = url(server, "/v1/churn/score");
+        let threads = (0..threads)
+            .map(|t| {
+                let (stop, url, ids) = (stop.clone(), url.clone(), ids.clone());
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    let mut seed = 0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(t as u64 + 1);
+                    let mut replies = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let id = &ids[(seed % ids.len() as u64) as usize];
+                        let body = serde_json::json!({ "customer_ids": [id] }).to_string();
+                        let mut resp = match agent
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .send(&body)
+                        {
+                            Ok(r) => r,
+                            Err(e) => {
+                                replies.push(Reply {
+                                    status: 0,
+                                    snapshot: None,
+                                    model_version: None,
+                                    body: Value::String(e.to_string()),
+                                });
+                                continue;
+                            }
+                        };
+                        let status = resp.status().as_u16();
+                        let body = json_of(&resp.body_mut().read_to_string().unwrap_or_default());
+                        replies.push(Reply {
+                            status,
+                            snapshot: body["snapshot"].as_str().map(str::to_string),
+                            model_version: body["model"]["version"].as_str().map(str::to_string),
+                            body,
+                        });
+                    }
+                    replies
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    /// Stops the clients and returns every reply, asserting there was at least one and none failed.
+    pub fn finish_all_ok(self) -> Vec<Reply> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let replies: Vec<Reply> = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert!(
+            replies.len() > 10,
+            "the load sent too few requests: {}",
+            replies.len()
+        );
+        let failed: Vec<&Reply> = replies.iter().filter(|r| r.status != 200).collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed during the event, e.g. {:?}",
+            failed.len(),
+            replies.len(),
+            failed.first()
+        );
+        replies
+    }
+}
+
+/// The ids of a batch's `customer_id` column, as strings.
+pub fn ids_of(batch: &arrow_array::RecordBatch) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    let col = arrow_cast::cast(
+        batch.column_by_name("customer_id").unwrap(),
+        &arrow_schema::DataType::Utf8,
+    )
+    .unwrap();
+    col.as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect()
+}
