@@ -7,6 +7,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crmscore::batching::ModelInput;
 use crmscore::config::Device;
 use crmscore::model::registry::BatchingOverrides;
 use crmscore::model::session::{self, SessionOptions};
@@ -42,7 +43,9 @@ fn bench(c: &mut Criterion) {
         device: Device::Cpu,
         intra_threads: 1,
     };
-    let crmscore::model::ModelKind::Tabular(tab) = &spec.kind;
+    let crmscore::model::ModelKind::Tabular(tab) = &spec.kind else {
+        panic!("churn is tabular")
+    };
 
     let mut group = c.benchmark_group("churn_session");
     let mut open = session::open(&spec, &options).expect("session");
@@ -83,7 +86,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let reply = model
                     .queue
-                    .submit(input[..n * width].to_vec(), n)
+                    .submit(ModelInput::Rows(input[..n * width].to_vec()), n)
                     .expect("queue has room");
                 black_box(
                     reply

@@ -142,6 +142,10 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_MAX_ITEMS_PER_REQUEST", default_value_t = 10_000)]
     pub max_items_per_request: usize,
 
+    /// Most characters in one text sent to a text model.
+    #[arg(long, env = "CRMSCORE_MAX_TEXT_CHARS", default_value_t = 5_000)]
+    pub max_text_chars: usize,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "CRMSCORE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -168,6 +172,7 @@ impl Config {
             queue_capacity: None,
             batch_workers: None,
             max_items_per_request: 10_000,
+            max_text_chars: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
         }
     }

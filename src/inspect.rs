@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::config::{Device, InspectArgs};
+use crate::model::catalogue::Catalogue;
 use crate::model::session::{self, SessionOptions, TensorInfo};
 use crate::model::spec::ModelKind;
 use crate::model::{ModelError, ModelSpec, runtime};
@@ -20,7 +21,11 @@ pub fn run(args: &InspectArgs) -> Result<bool, ModelError> {
         session::inputs(&open.session),
         session::outputs(&open.session),
     );
-    let problems = session::io_problems(&spec, &inputs, &outputs);
+    let items = match &spec.kind {
+        ModelKind::Recommender(r) => Catalogue::load(&r.items).map(|c| c.len()).unwrap_or(0),
+        _ => 0,
+    };
+    let problems = session::io_problems(&spec, &inputs, &outputs, items);
     print!("{}", report(&spec, &inputs, &outputs, &problems));
     Ok(problems.is_empty())
 }
@@ -41,15 +46,31 @@ pub fn report(
         spec.kind.name()
     );
     let _ = writeln!(out, "file     {}", spec.onnx_path().display());
-    let ModelKind::Tabular(t) = &spec.kind;
-    let role = |name: &str| {
-        if name == t.input {
+    let role = |name: &str| match &spec.kind {
+        ModelKind::Tabular(t) if name == t.input => {
             format!("<- manifest input, {} features", t.features.len())
-        } else if name == t.output {
-            format!("<- manifest output, labels {:?}", t.labels)
-        } else {
-            "(not used)".to_string()
         }
+        ModelKind::Tabular(t) if name == t.output => {
+            format!("<- manifest output, labels {:?}", t.labels)
+        }
+        ModelKind::Recommender(r) if name == r.input => {
+            format!("<- manifest input, {} features", r.features.len())
+        }
+        ModelKind::Recommender(r) if name == r.output => {
+            "<- manifest output, one score per catalogue item".into()
+        }
+        ModelKind::Text(t) if [&t.input_ids, &t.attention_mask].contains(&&name.to_string()) => {
+            "<- token input (from tokenizer.json)".into()
+        }
+        ModelKind::Text(t)
+            if t.token_type_ids.as_deref() == Some(name) || name == "token_type_ids" =>
+        {
+            "<- token types (zeros)".into()
+        }
+        ModelKind::Text(t) if name == t.output => {
+            format!("<- manifest output, labels {:?}", t.labels)
+        }
+        _ => "(not used)".to_string(),
     };
     for (title, tensors) in [("inputs", inputs), ("outputs", outputs)] {
         let _ = writeln!(out, "{title}:");

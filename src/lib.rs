@@ -9,6 +9,7 @@ pub mod model;
 pub mod scoring;
 pub mod snapshot;
 pub mod telemetry;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -113,6 +114,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         limits: Limits {
             max_items: config.max_items_per_request,
             max_body_bytes: config.max_body_bytes,
+            max_text_chars: config.max_text_chars,
         },
         reloader: SnapshotReloader::new(
             &config.snapshots,
@@ -184,9 +186,10 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
 /// snapshot just served).
 pub fn rescan(state: &AppState) {
     let columns = state.models.feature_columns();
+    let owned = state.models.owned_column();
     state
         .reloader
-        .reload_once(&state.snapshots, &columns, &state.metrics);
+        .reload_once(&state.snapshots, &columns, owned.as_deref(), &state.metrics);
     let served = state.snapshots.current().map(|s| s.columns.clone());
     state
         .models

@@ -24,8 +24,9 @@ fn main() -> ExitCode {
         },
         Command::CheckSnapshot(args) => {
             match crmscore::snapshot::check::model_columns(&args.models) {
-                Ok(columns) => {
-                    let (report, ok) = crmscore::snapshot::check::check(&args.path, &columns);
+                Ok((columns, owned)) => {
+                    let (report, ok) =
+                        crmscore::snapshot::check::check(&args.path, &columns, owned.as_deref());
                     print!("{report}");
                     if ok {
                         ExitCode::SUCCESS

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::batching::ModelInput;
 use crate::config::StalePolicy;
 use crate::error::ScoreError;
-use crate::model::spec::{MissingPolicy, ModelKind, TabularSpec};
+use crate::model::catalogue::top_k;
+use crate::model::spec::{MissingPolicy, ModelKind};
 use crate::model::{ModelHandle, ModelRegistry};
 use crate::snapshot::{CustomerId, FeatureSnapshot, SnapshotReloader, SnapshotStore};
 use crate::telemetry::Metrics;
@@ -63,6 +65,8 @@ pub struct Limits {
     pub max_items: usize,
     /// Largest body in bytes.
     pub max_body_bytes: usize,
+    /// Most characters in one text.
+    pub max_text_chars: usize,
 }
 
 /// A per-item failure inside a successful batch reply.
@@ -77,18 +81,22 @@ pub struct ItemError {
 /// Where an item's answer is: a row of the output, or an error.
 pub type ItemOutcome = Result<usize, ItemError>;
 
-/// The outcome of scoring a list of customers or rows with a tabular model.
+/// The outcome of running a list of customers, rows or texts through a model.
 pub struct Scored {
     /// The model that answered.
     pub model: Arc<ModelHandle>,
-    /// The snapshot the features came from (None for inline rows).
+    /// The snapshot the features came from (None for inline rows and texts).
     pub snapshot: Option<Arc<FeatureSnapshot>>,
     /// Whether that snapshot is past --max-snapshot-age (served anyway under the serve policy).
     pub stale: bool,
     /// One outcome per requested item, in request order.
     pub items: Vec<ItemOutcome>,
-    /// Output rows (class probabilities), `labels` values each.
-    pub probabilities: Vec<f32>,
+    /// The snapshot row of each requested customer that was found.
+    pub snapshot_rows: Vec<Option<usize>>,
+    /// Output rows (probabilities, item scores or logits), `width` values each.
+    pub outputs: Vec<f32>,
+    /// Values per output row.
+    pub width: usize,
     /// Microseconds waiting in the queue.
     pub queue_us: u64,
     /// Microseconds of inference.
@@ -96,32 +104,48 @@ pub struct Scored {
 }
 
 impl Scored {
-    /// The class probabilities of output row `row`.
-    pub fn probabilities_of(&self, row: usize) -> &[f32] {
-        let width = self.tabular().labels.len();
-        &self.probabilities[row * width..(row + 1) * width]
-    }
-
-    /// The tabular settings of the model that answered.
-    pub fn tabular(&self) -> &TabularSpec {
-        let ModelKind::Tabular(t) = &self.model.spec.kind;
-        t
+    /// The values of output row `row`.
+    pub fn output_of(&self, row: usize) -> &[f32] {
+        &self.outputs[row * self.width..(row + 1) * self.width]
     }
 }
 
-/// The model `name`, which must be tabular.
-pub fn tabular_model(models: &ModelRegistry, name: &str) -> Result<Arc<ModelHandle>, ScoreError> {
+/// The model `name`, which must be of `kind` ("tabular", "recommender" or "text").
+pub fn model_of_kind(
+    models: &ModelRegistry,
+    name: &str,
+    kind: &'static str,
+) -> Result<Arc<ModelHandle>, ScoreError> {
     let model = models
         .get(name)
         .ok_or_else(|| ScoreError::UnknownModel(name.to_string()))?;
+    let actual = model.spec.kind.name();
+    if actual != kind {
+        return Err(ScoreError::WrongModelKind {
+            model: name.to_string(),
+            kind: actual,
+            expected: kind,
+        });
+    }
+    Ok(model)
+}
+
+/// The feature columns and missing policy of a model fed from the snapshot.
+fn feature_spec(model: &ModelHandle) -> (&[String], MissingPolicy) {
     match &model.spec.kind {
-        ModelKind::Tabular(_) => Ok(model.clone()),
+        ModelKind::Tabular(t) => (&t.features, t.missing),
+        ModelKind::Recommender(r) => (&r.features, r.missing),
+        ModelKind::Text(_) => (&[], MissingPolicy::Nan),
     }
 }
 
-fn tabular_spec(model: &ModelHandle) -> &TabularSpec {
-    let ModelKind::Tabular(t) = &model.spec.kind;
-    t
+/// Values per output row of a model.
+fn output_width(model: &ModelHandle) -> usize {
+    match &model.spec.kind {
+        ModelKind::Tabular(t) => t.labels.len(),
+        ModelKind::Text(t) => t.labels.len(),
+        ModelKind::Recommender(_) => model.catalogue.as_ref().map_or(0, |c| c.len()),
+    }
 }
 
 /// Checks a list's length against the request cap.
@@ -140,14 +164,14 @@ pub fn check_count(what: &str, n: usize, limits: &Limits) -> Result<(), ScoreErr
     Ok(())
 }
 
-/// Scores customers of the served snapshot; unknown ids become per-item errors.
+/// Scores customers of the served snapshot with a tabular or recommender model; unknown ids become per-item
+/// errors.
 pub async fn score_customers(
     state: &AppState,
-    model: &str,
+    model: Arc<ModelHandle>,
     ids: &[CustomerId],
 ) -> Result<Scored, ScoreError> {
     check_count("customer_ids", ids.len(), &state.limits)?;
-    let model = tabular_model(&state.models, model)?;
     let snapshot = state.snapshots.current().ok_or_else(|| {
         ScoreError::NotReady(match state.snapshots.last_error() {
             Some(e) => format!("no snapshot is served yet (last attempt: {e})"),
@@ -161,19 +185,22 @@ pub async fn score_customers(
         Some(_) => true,
         None => false,
     };
-    let spec = tabular_spec(&model);
-    let layout = snapshot.layout(&spec.features).map_err(|column| {
+    let (features, missing) = feature_spec(&model);
+    let layout = snapshot.layout(features).map_err(|column| {
         ScoreError::NotReady(format!(
             "the served snapshot lacks column '{column}' of model '{}'",
             model.spec.name
         ))
     })?;
-    let width = spec.features.len();
+    let width = features.len();
     let mut input = Vec::with_capacity(ids.len() * width);
     let mut items = Vec::with_capacity(ids.len());
+    let mut snapshot_rows = Vec::with_capacity(ids.len());
     let mut rows = 0;
     for id in ids {
-        let Some(row) = snapshot.lookup(id) else {
+        let found = snapshot.lookup(id);
+        snapshot_rows.push(found);
+        let Some(row) = found else {
             items.push(Err(ItemError {
                 code: "unknown_customer",
                 message: format!("customer '{id}' is not in snapshot {}", snapshot.version),
@@ -182,7 +209,7 @@ pub async fn score_customers(
         };
         let start = input.len();
         snapshot.gather(row, &layout, &mut input);
-        match apply_missing(spec, &mut input[start..]) {
+        match apply_missing(features, missing, &mut input[start..]) {
             Ok(()) => {
                 items.push(Ok(rows));
                 rows += 1;
@@ -191,51 +218,89 @@ pub async fn score_customers(
                 input.truncate(start);
                 items.push(Err(ItemError {
                     code: "missing_feature",
-                    message: format!("customer '{id}' has no value for '{column}' and model '{}' rejects missing values", model.spec.name),
+                    message: format!(
+                        "customer '{id}' has no value for '{column}' and model '{}' rejects missing values",
+                        model.spec.name
+                    ),
                 }));
             }
         }
     }
-    let mut scored = run(model, Some(snapshot), items, input, rows).await?;
+    let mut scored = run(model, items, ModelInput::Rows(input), rows).await?;
+    scored.snapshot = Some(snapshot);
     scored.stale = stale;
+    scored.snapshot_rows = snapshot_rows;
     Ok(scored)
 }
 
-/// Scores inline feature rows; every feature is required and must be a number (or null where the model allows).
+/// Scores inline feature rows with a tabular model; every feature is required and must be a number (or null
+/// where the model allows).
 pub async fn score_rows(
     state: &AppState,
-    model: &str,
+    model: Arc<ModelHandle>,
     rows: &[Map<String, Value>],
 ) -> Result<Scored, ScoreError> {
     check_count("rows", rows.len(), &state.limits)?;
-    let model = tabular_model(&state.models, model)?;
-    let spec = tabular_spec(&model);
-    let mut input = Vec::with_capacity(rows.len() * spec.features.len());
+    let (features, missing) = feature_spec(&model);
+    let mut input = Vec::with_capacity(rows.len() * features.len());
     for (i, row) in rows.iter().enumerate() {
-        row_features(spec, i, row, &mut input)?;
+        row_features(features, missing, i, row, &mut input)?;
     }
     let items = (0..rows.len()).map(Ok).collect();
-    run(model, None, items, input, rows.len()).await
+    run(model, items, ModelInput::Rows(input), rows.len()).await
 }
 
-/// Scores a row-major float matrix as given (the v2 infer path).
+/// Scores a row-major float matrix as given (the v2 infer path of feature models).
 pub async fn score_matrix(
     model: Arc<ModelHandle>,
     input: Vec<f32>,
     rows: usize,
 ) -> Result<Scored, ScoreError> {
     let items = (0..rows).map(Ok).collect();
-    run(model, None, items, input, rows).await
+    run(model, items, ModelInput::Rows(input), rows).await
+}
+
+/// Classifies texts with a text model: each must be a non-empty string within the character cap.
+pub async fn classify_texts(
+    state: &AppState,
+    model: Arc<ModelHandle>,
+    texts: &[Value],
+) -> Result<Scored, ScoreError> {
+    check_count("texts", texts.len(), &state.limits)?;
+    let encoder = model
+        .encoder
+        .as_ref()
+        .ok_or_else(|| ScoreError::ModelUnavailable(model.spec.name.clone()))?;
+    let mut sequences = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        let bad = |msg: String| ScoreError::BadRequest(format!("texts[{i}] {msg}"));
+        let Value::String(text) = text else {
+            return Err(bad(format!("must be a string, got {}", json_type(text))));
+        };
+        if text.trim().is_empty() {
+            return Err(bad("is empty".into()));
+        }
+        let chars = text.chars().count();
+        if chars > state.limits.max_text_chars {
+            return Err(bad(format!(
+                "has {chars} characters; at most {} are accepted (--max-text-chars)",
+                state.limits.max_text_chars
+            )));
+        }
+        sequences.push(encoder.encode(text).map_err(bad)?);
+    }
+    let items = (0..texts.len()).map(Ok).collect();
+    run(model, items, ModelInput::Tokens(sequences), texts.len()).await
 }
 
 async fn run(
     model: Arc<ModelHandle>,
-    snapshot: Option<Arc<FeatureSnapshot>>,
     items: Vec<ItemOutcome>,
-    input: Vec<f32>,
+    input: ModelInput,
     rows: usize,
 ) -> Result<Scored, ScoreError> {
-    let (probabilities, queue_us, inference_us) = if rows == 0 {
+    let width = output_width(&model);
+    let (outputs, queue_us, inference_us) = if rows == 0 {
         (Vec::new(), 0, 0)
     } else {
         let out = model.queue.run(input, rows).await?;
@@ -243,25 +308,85 @@ async fn run(
     };
     Ok(Scored {
         model,
-        snapshot,
+        snapshot: None,
         stale: false,
+        snapshot_rows: Vec::new(),
         items,
-        probabilities,
+        outputs,
+        width,
         queue_us,
         inference_us,
     })
 }
 
-/// Applies the model's missing-value policy to one gathered row; Err names the first missing feature it rejects.
-fn apply_missing<'s>(spec: &'s TabularSpec, row: &mut [f32]) -> Result<(), &'s str> {
-    match spec.missing {
+/// A recommendation list for one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// (catalogue index, score), best first.
+    pub items: Vec<(u32, f32)>,
+    /// True when the customer is not in the snapshot: the most popular items are returned.
+    pub cold_start: bool,
+}
+
+/// Top-k items per customer of a scored recommender request, after masking owned items when asked; unknown
+/// customers get the most popular items, flagged as a cold start.
+pub fn recommend(
+    scored: &Scored,
+    k: usize,
+    exclude_owned: bool,
+) -> Vec<Result<Recommendation, ItemError>> {
+    let Some(catalogue) = scored.model.catalogue.as_ref() else {
+        return Vec::new();
+    };
+    let owned_of = |i: usize| -> Vec<u32> {
+        let (Some(snapshot), Some(Some(row))) =
+            (scored.snapshot.as_deref(), scored.snapshot_rows.get(i))
+        else {
+            return Vec::new();
+        };
+        match (&snapshot.owned, exclude_owned) {
+            (Some(owned), true) => owned
+                .of(*row)
+                .filter_map(|id| catalogue.index_of(id))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    scored
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, outcome)| match outcome {
+            Ok(row) => Ok(Recommendation {
+                items: top_k(scored.output_of(*row), k, &owned_of(i)),
+                cold_start: false,
+            }),
+            Err(e) if e.code == "unknown_customer" => {
+                let popular = catalogue.most_popular(k, &[]);
+                Ok(Recommendation {
+                    items: popular.into_iter().map(|i| (i, 0.0)).collect(),
+                    cold_start: true,
+                })
+            }
+            Err(e) => Err(e.clone()),
+        })
+        .collect()
+}
+
+/// Applies the missing-value policy to one gathered row; Err names the first missing feature it rejects.
+fn apply_missing<'s>(
+    features: &'s [String],
+    missing: MissingPolicy,
+    row: &mut [f32],
+) -> Result<(), &'s str> {
+    match missing {
         MissingPolicy::Nan => Ok(()),
         MissingPolicy::Zero => {
             row.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = 0.0);
             Ok(())
         }
         MissingPolicy::Reject => match row.iter().position(|v| v.is_nan()) {
-            Some(i) => Err(&spec.features[i]),
+            Some(i) => Err(&features[i]),
             None => Ok(()),
         },
     }
@@ -269,16 +394,17 @@ fn apply_missing<'s>(spec: &'s TabularSpec, row: &mut [f32]) -> Result<(), &'s s
 
 /// Appends one inline row's features in model order, rejecting unknown keys, missing keys and non-numbers.
 fn row_features(
-    spec: &TabularSpec,
+    features: &[String],
+    missing: MissingPolicy,
     i: usize,
     row: &Map<String, Value>,
     out: &mut Vec<f32>,
 ) -> Result<(), ScoreError> {
     let bad = |msg: String| ScoreError::BadRequest(format!("rows[{i}]: {msg}"));
-    if let Some(unknown) = row.keys().find(|k| !spec.features.contains(k)) {
+    if let Some(unknown) = row.keys().find(|k| !features.contains(k)) {
         return Err(bad(format!("'{unknown}' is not a feature of this model")));
     }
-    for feature in &spec.features {
+    for feature in features {
         let value = match row.get(feature) {
             None => {
                 return Err(bad(format!(
@@ -287,18 +413,15 @@ fn row_features(
             }
             Some(Value::Number(n)) => n.as_f64().map(|v| v as f32).unwrap_or(f32::NAN),
             Some(Value::Bool(b)) => f32::from(u8::from(*b)),
-            Some(Value::Null) if spec.missing != MissingPolicy::Reject => {
-                if spec.missing == MissingPolicy::Zero {
-                    0.0
-                } else {
-                    f32::NAN
+            Some(Value::Null) => match missing {
+                MissingPolicy::Nan => f32::NAN,
+                MissingPolicy::Zero => 0.0,
+                MissingPolicy::Reject => {
+                    return Err(bad(format!(
+                        "feature '{feature}' is null and this model rejects missing values"
+                    )));
                 }
-            }
-            Some(Value::Null) => {
-                return Err(bad(format!(
-                    "feature '{feature}' is null and this model rejects missing values"
-                )));
-            }
+            },
             Some(other) => {
                 return Err(bad(format!(
                     "feature '{feature}' must be a number, got {}",
@@ -331,15 +454,9 @@ pub fn json_type(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ModelSpec;
-    use std::path::Path;
 
-    fn spec(missing: &str) -> TabularSpec {
-        let text = format!(
-            "kind='tabular'\ninput='i'\noutput='o'\nlabels=['a','b']\nfeatures=['x','y']\nmissing='{missing}'\n"
-        );
-        let ModelKind::Tabular(t) = ModelSpec::parse("m", Path::new("m"), &text).unwrap().kind;
-        t
+    fn features() -> Vec<String> {
+        vec!["x".into(), "y".into()]
     }
 
     fn row(json: &str) -> Map<String, Value> {
@@ -349,26 +466,56 @@ mod tests {
     #[test]
     fn inline_rows_follow_model_order_and_policy() {
         let mut out = Vec::new();
-        row_features(&spec("nan"), 0, &row(r#"{"y": 2, "x": true}"#), &mut out).unwrap();
-        row_features(&spec("zero"), 1, &row(r#"{"x": null, "y": 1.5}"#), &mut out).unwrap();
+        row_features(
+            &features(),
+            MissingPolicy::Nan,
+            0,
+            &row(r#"{"y": 2, "x": true}"#),
+            &mut out,
+        )
+        .unwrap();
+        row_features(
+            &features(),
+            MissingPolicy::Zero,
+            1,
+            &row(r#"{"x": null, "y": 1.5}"#),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, vec![1.0, 2.0, 0.0, 1.5]);
     }
 
     #[test]
     fn inline_row_errors_name_the_row_and_feature() {
         let cases = [
-            (r#"{"x": 1}"#, "nan", "rows[0]: feature 'y' is missing"),
+            (
+                r#"{"x": 1}"#,
+                MissingPolicy::Nan,
+                "rows[0]: feature 'y' is missing",
+            ),
             (
                 r#"{"x": 1, "y": "2"}"#,
-                "nan",
+                MissingPolicy::Nan,
                 "'y' must be a number, got a string",
             ),
-            (r#"{"x": 1, "y": 2, "z": 3}"#, "nan", "'z' is not a feature"),
-            (r#"{"x": null, "y": 2}"#, "reject", "'x' is null"),
-            (r#"{"x": 1e300, "y": 2}"#, "nan", "out of the float32 range"),
+            (
+                r#"{"x": 1, "y": 2, "z": 3}"#,
+                MissingPolicy::Nan,
+                "'z' is not a feature",
+            ),
+            (
+                r#"{"x": null, "y": 2}"#,
+                MissingPolicy::Reject,
+                "'x' is null",
+            ),
+            (
+                r#"{"x": 1e300, "y": 2}"#,
+                MissingPolicy::Nan,
+                "out of the float32 range",
+            ),
         ];
         for (json, policy, want) in cases {
-            let err = row_features(&spec(policy), 0, &row(json), &mut Vec::new())
+            let err = row_features(&features(), policy, 0, &row(json), &mut Vec::new())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "{err} should contain {want}");
@@ -378,8 +525,11 @@ mod tests {
     #[test]
     fn missing_policy_on_snapshot_rows() {
         let mut r = [f32::NAN, 1.0];
-        assert_eq!(apply_missing(&spec("reject"), &mut r), Err("x"));
-        apply_missing(&spec("zero"), &mut r).unwrap();
+        assert_eq!(
+            apply_missing(&features(), MissingPolicy::Reject, &mut r),
+            Err("x")
+        );
+        apply_missing(&features(), MissingPolicy::Zero, &mut r).unwrap();
         assert_eq!(r, [0.0, 1.0]);
     }
 
@@ -388,6 +538,7 @@ mod tests {
         let limits = Limits {
             max_items: 3,
             max_body_bytes: 10,
+            max_text_chars: 10,
         };
         assert!(
             check_count("ids", 0, &limits)

@@ -46,7 +46,9 @@ fn expected() -> &'static Expected {
     static EXPECTED: OnceLock<Expected> = OnceLock::new();
     EXPECTED.get_or_init(|| {
         let spec = ModelSpec::load(&models().join("churn")).unwrap();
-        let ModelKind::Tabular(t) = &spec.kind;
+        let ModelKind::Tabular(t) = &spec.kind else {
+            panic!("churn is tabular")
+        };
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(File::open(sample_snapshot()).unwrap())
                 .unwrap()

@@ -37,7 +37,9 @@ pub async fn post_snapshot_reload(
     let s = state.clone();
     let outcome = web::block(move || {
         let columns = s.models.feature_columns();
-        s.reloader.reload_once(&s.snapshots, &columns, &s.metrics)
+        let owned = s.models.owned_column();
+        s.reloader
+            .reload_once(&s.snapshots, &columns, owned.as_deref(), &s.metrics)
     })
     .await
     .map_err(shutting_down)?;

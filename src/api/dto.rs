@@ -19,31 +19,117 @@ pub struct ScoreRequest {
     pub customer_ids: Option<Vec<CustomerId>>,
     /// Inline feature rows (every feature of the model, by name).
     pub rows: Option<Vec<Map<String, Value>>>,
+    /// Recommenders: items per customer (default 10).
+    pub k: Option<usize>,
+    /// Recommenders: leave out items the customer owns (default true).
+    pub exclude_owned: Option<bool>,
+    /// Text models: the texts to classify.
+    pub texts: Option<Vec<Value>>,
 }
 
 /// A validated score request.
 pub enum ScoreInput {
-    /// Look these customers up.
+    /// Look these customers up (tabular models).
     Customers(Vec<CustomerId>),
-    /// Score these rows as given.
+    /// Score these rows as given (tabular models).
     Rows(Vec<Map<String, Value>>),
+    /// Recommend `k` items to each of these customers (recommenders).
+    Recommend {
+        /// Customers.
+        customer_ids: Vec<CustomerId>,
+        /// Items per customer.
+        k: usize,
+        /// Leave out owned items.
+        exclude_owned: bool,
+    },
+    /// Classify these texts (text models).
+    Texts(Vec<Value>),
 }
 
-impl TryFrom<ScoreRequest> for ScoreInput {
-    type Error = ScoreError;
-
-    fn try_from(r: ScoreRequest) -> Result<Self, ScoreError> {
-        match (r.customer_ids, r.rows) {
-            (Some(ids), None) => Ok(ScoreInput::Customers(ids)),
-            (None, Some(rows)) => Ok(ScoreInput::Rows(rows)),
-            (Some(_), Some(_)) => Err(ScoreError::BadRequest(
-                "send either 'customer_ids' or 'rows', not both".into(),
-            )),
-            (None, None) => Err(ScoreError::BadRequest(
-                "the body needs 'customer_ids' (a list of ids) or 'rows' (a list of feature objects)".into(),
-            )),
+impl ScoreRequest {
+    /// Checks the fields against what a model of `kind` takes.
+    pub fn validate(self, kind: &str) -> Result<ScoreInput, ScoreError> {
+        let bad = |msg: String| Err(ScoreError::BadRequest(msg));
+        let present: Vec<&str> = [
+            ("customer_ids", self.customer_ids.is_some()),
+            ("rows", self.rows.is_some()),
+            ("k", self.k.is_some()),
+            ("exclude_owned", self.exclude_owned.is_some()),
+            ("texts", self.texts.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, here)| here.then_some(name))
+        .collect();
+        let allowed: &[&str] = match kind {
+            "recommender" => &["customer_ids", "k", "exclude_owned"],
+            "text" => &["texts"],
+            _ => &["customer_ids", "rows"],
+        };
+        if let Some(field) = present.iter().find(|f| !allowed.contains(f)) {
+            return bad(format!(
+                "'{field}' does not apply to a {kind} model (it takes {allowed:?})"
+            ));
+        }
+        match (kind, self.customer_ids, self.rows, self.texts) {
+            ("text", _, _, Some(texts)) => Ok(ScoreInput::Texts(texts)),
+            ("text", _, _, None) => bad("the body needs 'texts' (a list of strings)".into()),
+            ("recommender", Some(customer_ids), _, _) => Ok(ScoreInput::Recommend {
+                customer_ids,
+                k: self.k.unwrap_or(10),
+                exclude_owned: self.exclude_owned.unwrap_or(true),
+            }),
+            ("recommender", None, _, _) => bad("the body needs 'customer_ids' (a list of ids)".into()),
+            (_, Some(ids), None, _) => Ok(ScoreInput::Customers(ids)),
+            (_, None, Some(rows), _) => Ok(ScoreInput::Rows(rows)),
+            (_, Some(_), Some(_), _) => bad("send either 'customer_ids' or 'rows', not both".into()),
+            (_, None, None, _) => {
+                bad("the body needs 'customer_ids' (a list of ids) or 'rows' (a list of feature objects)".into())
+            }
         }
     }
+}
+
+/// One recommended item.
+#[derive(Debug, Serialize)]
+pub struct RecommendedItem<'a> {
+    /// Catalogue id.
+    pub item_id: &'a str,
+    /// Model score (0 for cold-start popularity picks).
+    pub score: f32,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// Product category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'a str>,
+    /// Price band.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_band: Option<&'a str>,
+}
+
+/// One result of a recommender.
+#[derive(Debug, Serialize)]
+pub struct RecommendationResult<'a> {
+    /// The customer, echoed as given.
+    pub customer_id: &'a CustomerId,
+    /// Best items first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<RecommendedItem<'a>>>,
+    /// True when the customer is unknown and the items are the most popular ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<bool>,
+    /// Why this customer has no list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody<'a>>,
+}
+
+/// One result of a text classifier.
+#[derive(Debug, Serialize)]
+pub struct TextResult<'a> {
+    /// Most probable label.
+    pub label: &'a str,
+    /// Softmaxed probability of every label.
+    pub scores: BTreeMap<&'a str, f32>,
 }
 
 /// Model name and version, as replies report them.
@@ -149,8 +235,8 @@ pub struct InferInput {
     /// Accepted and ignored.
     #[serde(default)]
     pub parameters: Option<Value>,
-    /// Row-major values, flat or nested.
-    pub data: FlatNumbers,
+    /// Row-major values, flat or nested: numbers, or strings for BYTES.
+    pub data: TensorData,
 }
 
 /// One requested v2 output.
@@ -202,34 +288,39 @@ pub struct TensorMetadata {
     pub shape: Vec<i64>,
 }
 
-/// v2 numbers, flattened from any nesting in row-major order.
+/// v2 tensor data, flattened from any nesting in row-major order: numbers, or strings (BYTES).
 #[derive(Debug, Default, PartialEq)]
-pub struct FlatNumbers(pub Vec<f64>);
+pub struct TensorData {
+    /// Numeric elements.
+    pub numbers: Vec<f64>,
+    /// String elements.
+    pub strings: Vec<String>,
+}
 
-impl<'de> Deserialize<'de> for FlatNumbers {
+impl<'de> Deserialize<'de> for TensorData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut values = Vec::new();
-        d.deserialize_seq(Flatten(&mut values, 0))?;
-        Ok(FlatNumbers(values))
+        let mut data = TensorData::default();
+        d.deserialize_seq(Flatten(&mut data, 0))?;
+        if !data.numbers.is_empty() && !data.strings.is_empty() {
+            return Err(de::Error::custom("data mixes numbers and strings"));
+        }
+        Ok(data)
     }
 }
 
-/// Visits one nesting level; numbers are appended, arrays recurse (up to a sane depth).
-struct Flatten<'v>(&'v mut Vec<f64>, usize);
+/// Visits one nesting level; elements are appended, arrays recurse (up to a sane depth).
+struct Flatten<'v>(&'v mut TensorData, usize);
 
 impl<'de> Visitor<'de> for Flatten<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("numbers, or arrays of numbers")
+        f.write_str("an array of numbers or strings")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.1 > 8 {
             return Err(de::Error::custom("data is nested more than 8 levels deep"));
-        }
-        if let Some(n) = seq.size_hint() {
-            self.0.reserve(n);
         }
         while seq
             .next_element_seed(Element(self.0, self.1 + 1))?
@@ -239,8 +330,8 @@ impl<'de> Visitor<'de> for Flatten<'_> {
     }
 }
 
-/// One element: a number, or a nested array.
-struct Element<'v>(&'v mut Vec<f64>, usize);
+/// One element: a number, a string, or a nested array.
+struct Element<'v>(&'v mut TensorData, usize);
 
 impl<'de> de::DeserializeSeed<'de> for Element<'_> {
     type Value = ();
@@ -253,18 +344,22 @@ impl<'de> Visitor<'de> for Element<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number or an array of numbers")
+        f.write_str("a number, a string, or an array of them")
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.0.push(v);
+        self.0.numbers.push(v);
         Ok(())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.push(v as f64);
+        self.0.numbers.push(v as f64);
         Ok(())
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push(v as f64);
+        self.0.numbers.push(v as f64);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.strings.push(v.to_string());
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
@@ -278,29 +373,55 @@ mod tests {
 
     #[test]
     fn flat_and_nested_data_flatten_row_major() {
-        let flat: FlatNumbers = serde_json::from_str("[1, 2.5, 3]").unwrap();
-        let nested: FlatNumbers = serde_json::from_str("[[1, 2.5], [3]]").unwrap();
-        assert_eq!(flat.0, vec![1.0, 2.5, 3.0]);
-        assert_eq!(nested.0, vec![1.0, 2.5, 3.0]);
-        assert!(serde_json::from_str::<FlatNumbers>(r#"[1, "2"]"#).is_err());
-        assert!(serde_json::from_str::<FlatNumbers>("[1, null]").is_err());
-        assert!(serde_json::from_str::<FlatNumbers>("3").is_err());
+        let flat: TensorData = serde_json::from_str("[1, 2.5, 3]").unwrap();
+        let nested: TensorData = serde_json::from_str("[[1, 2.5], [3]]").unwrap();
+        assert_eq!(flat.numbers, vec![1.0, 2.5, 3.0]);
+        assert_eq!(nested.numbers, vec![1.0, 2.5, 3.0]);
+        let texts: TensorData = serde_json::from_str(r#"["a", ["b"]]"#).unwrap();
+        assert_eq!(texts.strings, vec!["a", "b"]);
+        assert!(serde_json::from_str::<TensorData>(r#"[1, "2"]"#).is_err());
+        assert!(serde_json::from_str::<TensorData>("[1, null]").is_err());
+        assert!(serde_json::from_str::<TensorData>("3").is_err());
     }
 
     #[test]
     fn score_request_needs_exactly_one_input() {
-        let parse =
-            |s: &str| ScoreInput::try_from(serde_json::from_str::<ScoreRequest>(s).unwrap());
+        let parse = |s: &str, kind: &str| {
+            serde_json::from_str::<ScoreRequest>(s)
+                .unwrap()
+                .validate(kind)
+        };
         assert!(matches!(
-            parse(r#"{"customer_ids": ["a"]}"#),
+            parse(r#"{"customer_ids": ["a"]}"#, "tabular"),
             Ok(ScoreInput::Customers(_))
         ));
         assert!(matches!(
-            parse(r#"{"rows": [{}]}"#),
+            parse(r#"{"rows": [{}]}"#, "tabular"),
             Ok(ScoreInput::Rows(_))
         ));
-        assert!(parse(r#"{}"#).is_err());
-        assert!(parse(r#"{"customer_ids": [], "rows": []}"#).is_err());
+        assert!(parse(r#"{}"#, "tabular").is_err());
+        assert!(parse(r#"{"customer_ids": [], "rows": []}"#, "tabular").is_err());
+        assert!(matches!(
+            parse(r#"{"customer_ids": ["a"], "k": 3}"#, "recommender"),
+            Ok(ScoreInput::Recommend {
+                k: 3,
+                exclude_owned: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"texts": ["hi"]}"#, "text"),
+            Ok(ScoreInput::Texts(_))
+        ));
+        let err = parse(r#"{"texts": ["hi"]}"#, "tabular")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("'texts' does not apply to a tabular model"),
+            "{err}"
+        );
+        assert!(parse(r#"{"customer_ids": ["a"]}"#, "text").is_err());
         assert!(serde_json::from_str::<ScoreRequest>(r#"{"customer_id": ["a"]}"#).is_err());
     }
 }

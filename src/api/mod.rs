@@ -36,6 +36,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
                 resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
             )
             .service(resource("/churn/score").route(web::post().to(score::post_churn_score)))
+            .service(
+                resource("/recommendations").route(web::post().to(score::post_recommendations)),
+            )
+            .service(resource("/sentiment").route(web::post().to(score::post_sentiment)))
             .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(
                 resource("/admin/snapshot/reload")

@@ -1,4 +1,4 @@
-//! The domain scoring routes.
+//! The domain scoring routes: one generic route per model, and the named routes of the shipped models.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -6,127 +6,283 @@ use std::time::Instant;
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 
 use super::dto::{
-    ChurnResult, ItemKey, ModelRef, ScoreInput, ScoreReply, ScoreRequest, TabularResult,
+    ChurnResult, ItemKey, ModelRef, RecommendationResult, RecommendedItem, ScoreInput, ScoreReply,
+    ScoreRequest, TabularResult, TextResult,
 };
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ScoreError};
+use crate::model::spec::ModelKind;
 use crate::scoring::{self, AppState, Scored};
 use crate::snapshot::CustomerId;
+use crate::text::softmax;
 
 /// The model behind `/v1/churn/score`.
 pub const CHURN_MODEL: &str = "churn";
+/// The model behind `/v1/recommendations`.
+pub const RECOMMENDATION_MODEL: &str = "recommendation";
+/// The model behind `/v1/sentiment`.
+pub const SENTIMENT_MODEL: &str = "sentiment";
 
-/// `POST /v1/models/{model}/score`
+/// `POST /v1/models/{model}/score`: the body and reply follow the model's kind.
 pub async fn post_model_score(
     state: web::Data<AppState>,
     model: web::Path<String>,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let input = ScoreInput::try_from(body.into_inner())?;
-    let (scored, ids) = score(&state, &model, input).await?;
-    let results = results(&scored, ids.as_deref(), |key, outcome| match outcome {
-        Ok(probs) => {
-            let t = scored.tabular();
-            let p = probs[t.positive];
-            let best = probs
-                .iter()
-                .enumerate()
-                .fold(0, |b, (i, v)| if *v > probs[b] { i } else { b });
-            TabularResult {
-                key,
-                probability: Some(p),
-                label: Some(&t.labels[best]),
-                risk: t.risk.map(|r| r.band(p)),
-                scores: Some(
-                    t.labels
-                        .iter()
-                        .map(String::as_str)
-                        .zip(probs.iter().copied())
-                        .collect::<BTreeMap<_, _>>(),
-                ),
-                error: None,
-            }
-        }
-        Err(error) => TabularResult {
-            key,
-            probability: None,
-            label: None,
-            risk: None,
-            scores: None,
-            error: Some(error),
-        },
-    });
-    Ok(reply(&scored, results, started))
+    score(&state, &model, body.into_inner(), None).await
 }
 
-/// `POST /v1/churn/score`
+/// `POST /v1/churn/score`: the churn model, with `churn_probability` and `risk`.
 pub async fn post_churn_score(
     state: web::Data<AppState>,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let input = ScoreInput::try_from(body.into_inner())?;
-    let (scored, ids) = score(&state, CHURN_MODEL, input).await?;
-    let results = results(&scored, ids.as_deref(), |key, outcome| match outcome {
-        Ok(probs) => {
-            let t = scored.tabular();
-            let p = probs[t.positive];
-            ChurnResult {
-                key,
-                churn_probability: Some(p),
-                risk: t.risk.map(|r| r.band(p)),
-                error: None,
-            }
-        }
-        Err(error) => ChurnResult {
-            key,
-            churn_probability: None,
-            risk: None,
-            error: Some(error),
-        },
-    });
-    Ok(reply(&scored, results, started))
+    score(&state, CHURN_MODEL, body.into_inner(), Some("tabular")).await
 }
 
+/// `POST /v1/recommendations`: the recommendation model.
+pub async fn post_recommendations(
+    state: web::Data<AppState>,
+    body: web::Json<ScoreRequest>,
+) -> Result<HttpResponse, ApiError> {
+    score(
+        &state,
+        RECOMMENDATION_MODEL,
+        body.into_inner(),
+        Some("recommender"),
+    )
+    .await
+}
+
+/// `POST /v1/sentiment`: the sentiment model.
+pub async fn post_sentiment(
+    state: web::Data<AppState>,
+    body: web::Json<ScoreRequest>,
+) -> Result<HttpResponse, ApiError> {
+    score(&state, SENTIMENT_MODEL, body.into_inner(), Some("text")).await
+}
+
+/// Validates the body for the model's kind, runs it, and shapes the reply; `named` marks a named route (which
+/// also fixes the kind it expects and, for churn, the field names).
 async fn score(
     state: &AppState,
-    model: &str,
-    input: ScoreInput,
-) -> Result<(Scored, Option<Vec<CustomerId>>), ApiError> {
-    Ok(match input {
-        ScoreInput::Customers(ids) => (
-            scoring::score_customers(state, model, &ids).await?,
-            Some(ids),
-        ),
-        ScoreInput::Rows(rows) => (scoring::score_rows(state, model, &rows).await?, None),
-    })
+    name: &str,
+    body: ScoreRequest,
+    named: Option<&'static str>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let model = state
+        .models
+        .get(name)
+        .ok_or_else(|| ScoreError::UnknownModel(name.to_string()))?;
+    let kind = model.spec.kind.name();
+    if let Some(expected) = named
+        && expected != kind
+    {
+        return Err(ScoreError::WrongModelKind {
+            model: name.to_string(),
+            kind,
+            expected,
+        }
+        .into());
+    }
+    let churn = named == Some("tabular");
+    let response = match body.validate(kind)? {
+        ScoreInput::Customers(ids) => {
+            let scored = scoring::score_customers(state, model, &ids).await?;
+            tabular_reply(&scored, Some(&ids), churn, started)
+        }
+        ScoreInput::Rows(rows) => {
+            let scored = scoring::score_rows(state, model, &rows).await?;
+            tabular_reply(&scored, None, churn, started)
+        }
+        ScoreInput::Recommend {
+            customer_ids,
+            k,
+            exclude_owned,
+        } => {
+            let items = model.catalogue.as_ref().map_or(0, |c| c.len());
+            let max_k = match &model.spec.kind {
+                ModelKind::Recommender(r) => r.max_k.min(items),
+                _ => items,
+            };
+            if k == 0 || k > max_k {
+                return Err(
+                    ScoreError::BadRequest(format!("'k' must be between 1 and {max_k}")).into(),
+                );
+            }
+            let scored = scoring::score_customers(state, model, &customer_ids).await?;
+            recommendation_reply(&scored, &customer_ids, k, exclude_owned, started)
+        }
+        ScoreInput::Texts(texts) => {
+            let scored = scoring::classify_texts(state, model, &texts).await?;
+            text_reply(&scored, started)
+        }
+    };
+    Ok(response)
 }
 
-/// Builds one result per item with `make`, keyed by customer id (when given) or row index.
-fn results<'a, R>(
-    scored: &'a Scored,
-    ids: Option<&'a [CustomerId]>,
-    make: impl Fn(ItemKey<'a>, Result<&'a [f32], ErrorBody<'a>>) -> R,
-) -> Vec<R> {
-    scored
+fn key<'a>(ids: Option<&'a [CustomerId]>, i: usize) -> ItemKey<'a> {
+    match ids {
+        Some(ids) => ItemKey::CustomerId(&ids[i]),
+        None => ItemKey::Row(i),
+    }
+}
+
+fn error_body(e: &scoring::ItemError) -> ErrorBody<'_> {
+    ErrorBody {
+        code: e.code,
+        message: e.message.clone(),
+    }
+}
+
+fn tabular_reply(
+    scored: &Scored,
+    ids: Option<&[CustomerId]>,
+    churn: bool,
+    started: Instant,
+) -> HttpResponse {
+    let ModelKind::Tabular(t) = &scored.model.spec.kind else {
+        return reply(scored, Vec::<()>::new(), started);
+    };
+    let outcomes = scored
         .items
         .iter()
         .enumerate()
-        .map(|(i, outcome)| {
-            let key = match ids {
-                Some(ids) => ItemKey::CustomerId(&ids[i]),
-                None => ItemKey::Row(i),
-            };
-            let outcome = match outcome {
-                Ok(row) => Ok(scored.probabilities_of(*row)),
-                Err(e) => Err(ErrorBody {
-                    code: e.code,
-                    message: e.message.clone(),
-                }),
-            };
-            make(key, outcome)
+        .map(|(i, outcome)| (key(ids, i), outcome));
+    if churn {
+        let results: Vec<ChurnResult> = outcomes
+            .map(|(key, outcome)| match outcome {
+                Ok(row) => {
+                    let p = scored.output_of(*row)[t.positive];
+                    ChurnResult {
+                        key,
+                        churn_probability: Some(p),
+                        risk: t.risk.map(|r| r.band(p)),
+                        error: None,
+                    }
+                }
+                Err(e) => ChurnResult {
+                    key,
+                    churn_probability: None,
+                    risk: None,
+                    error: Some(error_body(e)),
+                },
+            })
+            .collect();
+        return reply(scored, results, started);
+    }
+    let results: Vec<TabularResult> = outcomes
+        .map(|(key, outcome)| match outcome {
+            Ok(row) => {
+                let probs = scored.output_of(*row);
+                let p = probs[t.positive];
+                let best = argmax(probs);
+                TabularResult {
+                    key,
+                    probability: Some(p),
+                    label: Some(&t.labels[best]),
+                    risk: t.risk.map(|r| r.band(p)),
+                    scores: Some(
+                        t.labels
+                            .iter()
+                            .map(String::as_str)
+                            .zip(probs.iter().copied())
+                            .collect(),
+                    ),
+                    error: None,
+                }
+            }
+            Err(e) => TabularResult {
+                key,
+                probability: None,
+                label: None,
+                risk: None,
+                scores: None,
+                error: Some(error_body(e)),
+            },
         })
-        .collect()
+        .collect();
+    reply(scored, results, started)
+}
+
+fn recommendation_reply(
+    scored: &Scored,
+    ids: &[CustomerId],
+    k: usize,
+    exclude_owned: bool,
+    started: Instant,
+) -> HttpResponse {
+    let Some(catalogue) = scored.model.catalogue.as_ref() else {
+        return reply(scored, Vec::<()>::new(), started);
+    };
+    let results: Vec<RecommendationResult> = scoring::recommend(scored, k, exclude_owned)
+        .into_iter()
+        .zip(ids)
+        .map(|(outcome, customer_id)| match outcome {
+            Ok(rec) => RecommendationResult {
+                customer_id,
+                items: Some(
+                    rec.items
+                        .iter()
+                        .map(|&(i, score)| {
+                            let item = &catalogue.items[i as usize];
+                            RecommendedItem {
+                                item_id: &item.item_id,
+                                score,
+                                name: item.name.as_deref(),
+                                category: item.category.as_deref(),
+                                price_band: item.price_band.as_deref(),
+                            }
+                        })
+                        .collect(),
+                ),
+                cold_start: Some(rec.cold_start),
+                error: None,
+            },
+            Err(e) => RecommendationResult {
+                customer_id,
+                items: None,
+                cold_start: None,
+                error: Some(ErrorBody {
+                    code: e.code,
+                    message: e.message,
+                }),
+            },
+        })
+        .collect();
+    reply(scored, results, started)
+}
+
+fn text_reply(scored: &Scored, started: Instant) -> HttpResponse {
+    let ModelKind::Text(t) = &scored.model.spec.kind else {
+        return reply(scored, Vec::<()>::new(), started);
+    };
+    let results: Vec<TextResult> = scored
+        .items
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok())
+        .map(|&row| {
+            let probs = softmax(scored.output_of(row));
+            TextResult {
+                label: &t.labels[argmax(&probs)],
+                scores: t
+                    .labels
+                    .iter()
+                    .map(String::as_str)
+                    .zip(probs)
+                    .collect::<BTreeMap<_, _>>(),
+            }
+        })
+        .collect();
+    reply(scored, results, started)
+}
+
+/// Index of the largest value (the first on ties).
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
 }
 
 fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>, started: Instant) -> HttpResponse {

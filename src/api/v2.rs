@@ -5,7 +5,7 @@ use std::time::Instant;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::dto::{InferOutput, InferRequest, InferResponse, TensorMetadata};
+use super::dto::{InferInput, InferOutput, InferRequest, InferResponse, TensorMetadata};
 use super::score::timing_headers;
 use crate::error::{ApiError, ScoreError};
 use crate::model::ModelHandle;
@@ -42,39 +42,88 @@ fn tensors<'t>(
         })
 }
 
-/// `GET /v2/models/{model}`: the tensors the server feeds and returns, plus the manifest's settings.
+/// The v2 view of a model: the tensors a client sends and gets (for text models the server tokenizes, so the
+/// input is a BYTES tensor of texts), and the manifest's settings.
+fn metadata_tensors(
+    m: &ModelHandle,
+) -> (Vec<TensorMetadata>, Vec<TensorMetadata>, serde_json::Value) {
+    match &m.spec.kind {
+        ModelKind::Tabular(t) => (
+            tensors(&m.inputs, &t.input).collect(),
+            tensors(&m.outputs, &t.output).collect(),
+            json!({
+                "features": t.features,
+                "labels": t.labels,
+                "positive_label": t.labels[t.positive],
+                "missing": t.missing,
+                "risk": t.risk.map(|r| json!({"medium": r.medium, "high": r.high})),
+            }),
+        ),
+        ModelKind::Recommender(r) => (
+            tensors(&m.inputs, &r.input).collect(),
+            tensors(&m.outputs, &r.output).collect(),
+            json!({
+                "features": r.features,
+                "missing": r.missing,
+                "items": m.catalogue.as_ref().map_or(0, |c| c.len()),
+                "owned_column": r.owned_column,
+                "max_k": r.max_k,
+            }),
+        ),
+        ModelKind::Text(t) => (
+            vec![TensorMetadata {
+                name: TEXT_INPUT.into(),
+                datatype: "BYTES".into(),
+                shape: vec![-1],
+            }],
+            tensors(&m.outputs, &t.output).collect(),
+            json!({
+                "labels": t.labels,
+                "max_length": t.max_length,
+                "max_tokens": m.spec.batching.max_tokens,
+                "graph_inputs": m.inputs.iter().map(|i| json!({"name": i.name, "datatype": i.datatype, "shape": i.shape})).collect::<Vec<_>>(),
+            }),
+        ),
+    }
+}
+
+/// Name of the v2 input tensor of text models.
+pub const TEXT_INPUT: &str = "text";
+
+/// `GET /v2/models/{model}`
 pub async fn get_model_metadata(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let m = model(&state, &name)?;
     let spec = &m.spec;
-    let ModelKind::Tabular(t) = &spec.kind;
+    let (inputs, outputs, kind_parameters) = metadata_tensors(&m);
+    let mut parameters = json!({
+        "kind": spec.kind.name(),
+        "description": spec.description,
+        "execution_provider": m.provider,
+        "batching": {
+            "max_batch_size": spec.batching.max_batch_size,
+            "max_delay_us": spec.batching.max_delay_us,
+            "queue_capacity": spec.batching.queue_capacity,
+            "workers": spec.batching.workers,
+        },
+        "metadata": spec.metadata,
+        "loaded_at": m.loaded_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
+        "last_load_error": state.models.last_error(&spec.name),
+    });
+    if let (Some(all), serde_json::Value::Object(extra)) =
+        (parameters.as_object_mut(), kind_parameters)
+    {
+        all.extend(extra);
+    }
     Ok(HttpResponse::Ok().json(json!({
         "name": spec.name,
         "versions": [spec.version],
         "platform": "onnxruntime_onnx",
-        "inputs": tensors(&m.inputs, &t.input).collect::<Vec<_>>(),
-        "outputs": tensors(&m.outputs, &t.output).collect::<Vec<_>>(),
-        "parameters": {
-            "kind": spec.kind.name(),
-            "description": spec.description,
-            "execution_provider": m.provider,
-            "features": t.features,
-            "labels": t.labels,
-            "positive_label": t.labels[t.positive],
-            "missing": t.missing,
-            "risk": t.risk.map(|r| json!({"medium": r.medium, "high": r.high})),
-            "batching": {
-                "max_batch_size": spec.batching.max_batch_size,
-                "max_delay_us": spec.batching.max_delay_us,
-                "queue_capacity": spec.batching.queue_capacity,
-                "workers": spec.batching.workers,
-            },
-            "metadata": spec.metadata,
-            "loaded_at": m.loaded_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
-            "last_load_error": state.models.last_error(&spec.name),
-        },
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": parameters,
     })))
 }
 
@@ -87,7 +136,8 @@ pub async fn get_model_ready(
     Ok(HttpResponse::Ok().json(json!({ "name": m.spec.name, "ready": true })))
 }
 
-/// `POST /v2/models/{model}/infer`: one FP32/FP64 [batch, features] tensor in, class probabilities out.
+/// `POST /v2/models/{model}/infer`: feature models take one FP32/FP64 [batch, features] tensor and return their
+/// output (probabilities or item scores); text models take a BYTES [batch] tensor of texts and return logits.
 pub async fn post_infer(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -96,20 +146,35 @@ pub async fn post_infer(
     let started = Instant::now();
     let request = body.into_inner();
     let m = model(&state, &name)?;
-    let (input, rows) = infer_input(&m, &request, state.limits.max_items).map_err(ApiError::v2)?;
-    let scored = scoring::score_matrix(m, input, rows)
-        .await
-        .map_err(ApiError::v2)?;
-    let t = scored.tabular();
+    let (input_name, output_name) = match &m.spec.kind {
+        ModelKind::Tabular(t) => (t.input.clone(), t.output.clone()),
+        ModelKind::Recommender(r) => (r.input.clone(), r.output.clone()),
+        ModelKind::Text(t) => (TEXT_INPUT.to_string(), t.output.clone()),
+    };
+    let input = single_input(&request, &input_name, &output_name).map_err(ApiError::v2)?;
+    let scored = match &m.spec.kind {
+        ModelKind::Text(_) => {
+            let texts = text_input(input, state.limits.max_items).map_err(ApiError::v2)?;
+            scoring::classify_texts(&state, m, &texts).await
+        }
+        _ => {
+            let width = m.spec.feature_columns().len();
+            let (values, rows) =
+                feature_input(input, width, state.limits.max_items).map_err(ApiError::v2)?;
+            scoring::score_matrix(m, values, rows).await
+        }
+    }
+    .map_err(ApiError::v2)?;
+    let rows = scored.items.len();
     let body = InferResponse {
         model_name: &scored.model.spec.name,
         model_version: &scored.model.spec.version,
-        id: request.id,
+        id: request.id.clone(),
         outputs: vec![InferOutput {
-            name: &t.output,
-            shape: vec![rows, t.labels.len()],
+            name: &output_name,
+            shape: vec![rows, scored.width],
             datatype: "FP32",
-            data: &scored.probabilities,
+            data: &scored.outputs,
         }],
     };
     let mut response = HttpResponse::Ok();
@@ -117,36 +182,85 @@ pub async fn post_infer(
     Ok(response.json(body))
 }
 
-/// Validates a v2 request against the model and returns its row-major f32 input and row count.
-fn infer_input(
-    m: &ModelHandle,
-    request: &InferRequest,
-    max_rows: usize,
-) -> Result<(Vec<f32>, usize), ScoreError> {
+/// The request's one input, which must be `input_name`; requested outputs must be `output_name`.
+fn single_input<'r>(
+    request: &'r InferRequest,
+    input_name: &str,
+    output_name: &str,
+) -> Result<&'r InferInput, ScoreError> {
     let bad = |msg: String| ScoreError::BadRequest(msg);
-    let ModelKind::Tabular(t) = &m.spec.kind;
-    let width = t.features.len();
     if let Some(outputs) = &request.outputs
-        && let Some(unknown) = outputs.iter().find(|o| o.name != t.output)
+        && let Some(unknown) = outputs.iter().find(|o| o.name != output_name)
     {
         return Err(bad(format!(
-            "output '{}' is not served; this model serves '{}'",
-            unknown.name, t.output
+            "output '{}' is not served; this model serves '{output_name}'",
+            unknown.name
         )));
     }
     let [input] = request.inputs.as_slice() else {
         return Err(bad(format!(
-            "expected exactly one input ('{}'), got {}",
-            t.input,
+            "expected exactly one input ('{input_name}'), got {}",
             request.inputs.len()
         )));
     };
-    if input.name != t.input {
+    if input.name != input_name {
         return Err(bad(format!(
-            "unknown input '{}'; this model's input is '{}'",
-            input.name, t.input
+            "unknown input '{}'; this model's input is '{input_name}'",
+            input.name
         )));
     }
+    Ok(input)
+}
+
+/// A BYTES [batch] tensor of texts, as JSON strings.
+fn text_input(input: &InferInput, max_rows: usize) -> Result<Vec<serde_json::Value>, ScoreError> {
+    let bad = |msg: String| ScoreError::BadRequest(msg);
+    if input.datatype != "BYTES" {
+        return Err(bad(format!(
+            "input datatype '{}' is not supported; send BYTES (the texts)",
+            input.datatype
+        )));
+    }
+    let [n] = input.shape.as_slice() else {
+        return Err(bad(format!(
+            "input shape {:?} must be [batch]",
+            input.shape
+        )));
+    };
+    if *n < 1 || *n as usize > max_rows {
+        return Err(bad(format!(
+            "input shape {:?}: batch must be between 1 and {max_rows}",
+            input.shape
+        )));
+    }
+    if !input.data.numbers.is_empty() {
+        return Err(bad(
+            "BYTES data must be strings (the texts), got numbers".into()
+        ));
+    }
+    if input.data.strings.len() != *n as usize {
+        return Err(bad(format!(
+            "input shape {:?} needs {n} strings, data has {}",
+            input.shape,
+            input.data.strings.len()
+        )));
+    }
+    Ok(input
+        .data
+        .strings
+        .iter()
+        .cloned()
+        .map(serde_json::Value::String)
+        .collect())
+}
+
+/// A FP32/FP64 [batch, width] tensor as a row-major f32 matrix and its row count.
+fn feature_input(
+    input: &InferInput,
+    width: usize,
+    max_rows: usize,
+) -> Result<(Vec<f32>, usize), ScoreError> {
+    let bad = |msg: String| ScoreError::BadRequest(msg);
     if input.datatype != "FP32" && input.datatype != "FP64" {
         return Err(bad(format!(
             "input datatype '{}' is not supported; send FP32 or FP64",
@@ -172,15 +286,22 @@ fn infer_input(
         )));
     }
     let rows = *n as usize;
-    if input.data.0.len() != rows * width {
+    if !input.data.strings.is_empty() {
+        return Err(bad(format!(
+            "{} data must be numbers, got strings",
+            input.datatype
+        )));
+    }
+    let data = &input.data.numbers;
+    if !input.data.strings.is_empty() || data.len() != rows * width {
         return Err(bad(format!(
             "input shape {:?} needs {} values, data has {}",
             input.shape,
             rows * width,
-            input.data.0.len()
+            data.len()
         )));
     }
-    let values: Vec<f32> = input.data.0.iter().map(|&v| v as f32).collect();
+    let values: Vec<f32> = data.iter().map(|&v| v as f32).collect();
     if values.iter().any(|v| v.is_infinite()) {
         return Err(bad("input data has values out of the float32 range".into()));
     }

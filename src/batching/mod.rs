@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use crate::error::ScoreError;
 use crate::telemetry::ModelMetrics;
 
-pub use worker::{BatchRunner, WorkerSettings, spawn_workers};
+pub use worker::{BatchRunner, Call, WorkerSettings, concat_rows, spawn_workers};
 
 /// What a job gets back: its output rows and where the time went.
 #[derive(Debug)]
@@ -26,11 +26,20 @@ pub struct JobOutput {
 /// The answer a worker sends; the error is the runtime's message.
 pub type JobResult = Result<JobOutput, String>;
 
+/// What a job feeds the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelInput {
+    /// Float features, row-major, a fixed width per row.
+    Rows(Vec<f32>),
+    /// Token id sequences (already truncated), one per text.
+    Tokens(Vec<Vec<i64>>),
+}
+
 /// One request's rows, waiting to be batched.
 pub struct Job {
-    /// Input values, row-major, `rows × input width`.
-    pub input: Vec<f32>,
-    /// Number of rows in `input`.
+    /// The rows or sequences to run.
+    pub input: ModelInput,
+    /// Number of rows (or sequences) in `input`.
     pub rows: usize,
     /// When the job entered the queue.
     pub enqueued_at: Instant,
@@ -65,7 +74,7 @@ impl BatchQueue {
     /// Enqueues rows without blocking; a full queue is an immediate `QueueFull`.
     pub fn submit(
         &self,
-        input: Vec<f32>,
+        input: ModelInput,
         rows: usize,
     ) -> Result<oneshot::Receiver<JobResult>, ScoreError> {
         let (reply, receiver) = oneshot::channel();
@@ -91,7 +100,7 @@ impl BatchQueue {
     }
 
     /// Submits and waits for the answer, mapping a runtime failure to `ScoreError::Inference`.
-    pub async fn run(&self, input: Vec<f32>, rows: usize) -> Result<JobOutput, ScoreError> {
+    pub async fn run(&self, input: ModelInput, rows: usize) -> Result<JobOutput, ScoreError> {
         let receiver = self.submit(input, rows)?;
         match receiver.await {
             Ok(Ok(output)) => Ok(output),

@@ -5,15 +5,46 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use super::{Job, JobOutput};
+use super::{Job, JobOutput, ModelInput};
 use crate::telemetry::ModelMetrics;
 
-/// Something that turns a batch of input rows into output rows (an ONNX session, or a trivial model in benches).
+/// One inference call a runner made: its rows and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// Rows in the call.
+    pub rows: usize,
+    /// Time of the call.
+    pub elapsed: Duration,
+}
+
+/// Something that turns the inputs of several jobs into output rows (an ONNX session, or a trivial model in
+/// benches), in as many calls as its limits need.
 pub trait BatchRunner: Send {
-    /// Runs `rows` rows of `input` (row-major), appending `rows × output_width` values to `out`.
-    fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), String>;
+    /// Runs every row of `inputs` in order, appending `rows × output_width` values to `out`; each call made is
+    /// recorded in `calls`. `max_rows` bounds the rows of one call.
+    fn run(
+        &mut self,
+        inputs: &[&ModelInput],
+        max_rows: usize,
+        out: &mut Vec<f32>,
+        calls: &mut Vec<Call>,
+    ) -> Result<(), String>;
     /// Values per output row.
     fn output_width(&self) -> usize;
+}
+
+/// Concatenates float rows of several jobs into `buffer` (cleared first); token inputs are an error.
+pub fn concat_rows(inputs: &[&ModelInput], buffer: &mut Vec<f32>) -> Result<(), String> {
+    buffer.clear();
+    for input in inputs {
+        match input {
+            ModelInput::Rows(values) => buffer.extend_from_slice(values),
+            ModelInput::Tokens(_) => {
+                return Err("a float-feature model was sent token sequences".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How a worker forms batches.
@@ -54,8 +85,8 @@ fn work<R: BatchRunner>(
 ) {
     let max_rows = settings.max_batch_size.max(1);
     let mut jobs: Vec<Job> = Vec::with_capacity(max_rows);
-    let mut input: Vec<f32> = Vec::new();
     let mut output: Vec<f32> = Vec::new();
+    let mut calls: Vec<Call> = Vec::new();
     while let Ok(first) = receiver.recv() {
         let deadline = first.enqueued_at + settings.max_delay;
         let mut rows = first.rows;
@@ -81,8 +112,8 @@ fn work<R: BatchRunner>(
         run_batch(
             &mut runner,
             &mut jobs,
-            &mut input,
             &mut output,
+            &mut calls,
             max_rows,
             &metrics,
         );
@@ -90,12 +121,12 @@ fn work<R: BatchRunner>(
     }
 }
 
-/// Runs the live jobs as one input buffer (in calls of at most `max_rows`) and answers each job.
+/// Runs the live jobs in as few calls as the runner's limits allow and answers each job.
 fn run_batch<R: BatchRunner>(
     runner: &mut R,
     jobs: &mut Vec<Job>,
-    input: &mut Vec<f32>,
     output: &mut Vec<f32>,
+    calls: &mut Vec<Call>,
     max_rows: usize,
     metrics: &ModelMetrics,
 ) {
@@ -105,50 +136,45 @@ fn run_batch<R: BatchRunner>(
     if jobs.is_empty() {
         return;
     }
-    input.clear();
     output.clear();
-    let mut total_rows = 0;
-    for job in jobs.iter() {
-        input.extend_from_slice(&job.input);
-        total_rows += job.rows;
-    }
-    let width = input.len() / total_rows.max(1);
+    calls.clear();
+    let total_rows: usize = jobs.iter().map(|j| j.rows).sum();
+    let inputs: Vec<&ModelInput> = jobs.iter().map(|j| &j.input).collect();
     let started = Instant::now();
-    let mut result = Ok(());
-    let mut done = 0;
-    while done < total_rows && result.is_ok() {
-        let n = (total_rows - done).min(max_rows);
-        let call = Instant::now();
-        result = runner.run(&input[done * width..(done + n) * width], n, output);
+    let result = runner.run(&inputs, max_rows, output, calls);
+    drop(inputs);
+    for call in calls.iter() {
         metrics
             .inference_seconds
-            .observe(call.elapsed().as_secs_f64());
-        metrics.batch_rows.observe(n as f64);
-        done += n;
+            .observe(call.elapsed.as_secs_f64());
+        metrics.batch_rows.observe(call.rows as f64);
     }
     let inference_us = started.elapsed().as_micros() as u64;
     let out_width = runner.output_width();
+    let result = result.and_then(|()| {
+        if output.len() == total_rows * out_width {
+            Ok(())
+        } else {
+            Err(format!(
+                "the model returned {} values for {total_rows} rows of {out_width}",
+                output.len()
+            ))
+        }
+    });
     let mut offset = 0;
     for job in jobs.drain(..) {
         let queue = started.saturating_duration_since(job.enqueued_at);
         metrics.queue_seconds.observe(queue.as_secs_f64());
+        let end = offset + job.rows * out_width;
         let answer = match &result {
-            Ok(()) => {
-                let end = offset + job.rows * out_width;
-                let values = output.get(offset..end).map(<[f32]>::to_vec);
-                offset = end;
-                values
-                    .map(|values| JobOutput {
-                        values,
-                        queue_us: queue.as_micros() as u64,
-                        inference_us,
-                    })
-                    .ok_or_else(|| {
-                        format!("the model returned fewer than {} output rows", total_rows)
-                    })
-            }
+            Ok(()) => Ok(JobOutput {
+                values: output[offset..end].to_vec(),
+                queue_us: queue.as_micros() as u64,
+                inference_us,
+            }),
             Err(message) => Err(message.clone()),
         };
+        offset = end;
         // The caller may have gone since the check above; nothing to do then.
         let _ = job.reply.send(answer);
     }
@@ -161,22 +187,37 @@ mod tests {
     use crate::telemetry::Metrics;
     use std::sync::{Arc, Mutex};
 
-    /// Sums each row; records the batch sizes it saw.
+    /// Sums each row of `width` values; records the batch sizes it saw.
     struct RowSum {
+        width: usize,
         batches: Arc<Mutex<Vec<usize>>>,
         fail: bool,
         sleep: Duration,
     }
 
     impl BatchRunner for RowSum {
-        fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
+        fn run(
+            &mut self,
+            inputs: &[&ModelInput],
+            max_rows: usize,
+            out: &mut Vec<f32>,
+            calls: &mut Vec<Call>,
+        ) -> Result<(), String> {
             std::thread::sleep(self.sleep);
             if self.fail {
                 return Err("boom".into());
             }
-            self.batches.lock().unwrap().push(rows);
-            let width = input.len() / rows;
-            out.extend(input.chunks(width).map(|r| r.iter().sum::<f32>()));
+            let mut buffer = Vec::new();
+            concat_rows(inputs, &mut buffer)?;
+            let rows: Vec<&[f32]> = buffer.chunks(self.width).collect();
+            for chunk in rows.chunks(max_rows) {
+                self.batches.lock().unwrap().push(chunk.len());
+                calls.push(Call {
+                    rows: chunk.len(),
+                    elapsed: Duration::ZERO,
+                });
+                out.extend(chunk.iter().map(|r| r.iter().sum::<f32>()));
+            }
             Ok(())
         }
         fn output_width(&self) -> usize {
@@ -184,44 +225,60 @@ mod tests {
         }
     }
 
-    fn queue(
-        max_batch: usize,
-        delay_ms: u64,
-        capacity: usize,
-        fail: bool,
-    ) -> (BatchQueue, Arc<Mutex<Vec<usize>>>) {
-        slow_queue(max_batch, delay_ms, capacity, fail, Duration::ZERO)
-    }
-
-    fn slow_queue(
+    struct Setup {
+        width: usize,
         max_batch: usize,
         delay_ms: u64,
         capacity: usize,
         fail: bool,
         sleep: Duration,
-    ) -> (BatchQueue, Arc<Mutex<Vec<usize>>>) {
+    }
+
+    impl Default for Setup {
+        fn default() -> Self {
+            Setup {
+                width: 1,
+                max_batch: 64,
+                delay_ms: 0,
+                capacity: 16,
+                fail: false,
+                sleep: Duration::ZERO,
+            }
+        }
+    }
+
+    fn queue(s: Setup) -> (BatchQueue, Arc<Mutex<Vec<usize>>>) {
         let metrics = Metrics::new().for_model("t");
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let (tx, rx) = crossbeam_channel::bounded(s.capacity);
         let batches = Arc::new(Mutex::new(Vec::new()));
         let settings = WorkerSettings {
-            max_batch_size: max_batch,
-            max_delay: Duration::from_millis(delay_ms),
+            max_batch_size: s.max_batch,
+            max_delay: Duration::from_millis(s.delay_ms),
         };
         let runner = RowSum {
+            width: s.width,
             batches: batches.clone(),
-            fail,
-            sleep,
+            fail: s.fail,
+            sleep: s.sleep,
         };
         spawn_workers("t", vec![runner], rx, settings, metrics.clone()).unwrap();
-        (BatchQueue::new("t", capacity, tx, metrics), batches)
+        (BatchQueue::new("t", s.capacity, tx, metrics), batches)
+    }
+
+    fn rows(values: Vec<f32>) -> ModelInput {
+        ModelInput::Rows(values)
     }
 
     #[test]
     fn concurrent_jobs_share_one_batch_and_get_their_own_rows() {
-        let (q, batches) = queue(64, 200, 16, false);
+        let (q, batches) = queue(Setup {
+            width: 2,
+            delay_ms: 200,
+            ..Setup::default()
+        });
         let receivers: Vec<_> = (0..5)
             .map(|i| {
-                q.submit(vec![i as f32, 1.0, 2.0 * i as f32, 1.0], 2)
+                q.submit(rows(vec![i as f32, 1.0, 2.0 * i as f32, 1.0]), 2)
                     .unwrap()
             })
             .collect();
@@ -238,9 +295,13 @@ mod tests {
 
     #[test]
     fn a_job_larger_than_the_batch_is_split_into_calls() {
-        let (q, batches) = queue(4, 0, 4, false);
+        let (q, batches) = queue(Setup {
+            max_batch: 4,
+            capacity: 4,
+            ..Setup::default()
+        });
         let out = q
-            .submit((0..10).map(|v| v as f32).collect(), 10)
+            .submit(rows((0..10).map(|v| v as f32).collect()), 10)
             .unwrap()
             .blocking_recv()
             .unwrap()
@@ -252,11 +313,17 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_at_once() {
         // A slow call occupies the worker; capacity 1 then holds one job and refuses the rest.
-        let (q, _) = slow_queue(1, 0, 1, false, Duration::from_millis(200));
+        let sleep = Duration::from_millis(200);
+        let (q, _) = queue(Setup {
+            max_batch: 1,
+            capacity: 1,
+            sleep,
+            ..Setup::default()
+        });
         let mut accepted = Vec::new();
         let mut refused = 0;
         for _ in 0..20 {
-            match q.submit(vec![1.0], 1) {
+            match q.submit(rows(vec![1.0]), 1) {
                 Ok(r) => accepted.push(r),
                 Err(e) => {
                     assert_eq!(e.code(), "queue_full");
@@ -275,10 +342,14 @@ mod tests {
 
     #[test]
     fn runtime_errors_reach_every_job_and_cancelled_jobs_are_skipped() {
-        let (q, _) = queue(8, 50, 8, true);
-        let gone = q.submit(vec![1.0], 1).unwrap();
+        let (q, _) = queue(Setup {
+            delay_ms: 50,
+            fail: true,
+            ..Setup::default()
+        });
+        let gone = q.submit(rows(vec![1.0]), 1).unwrap();
         drop(gone);
-        let r = q.submit(vec![1.0], 1).unwrap();
+        let r = q.submit(rows(vec![1.0]), 1).unwrap();
         assert_eq!(r.blocking_recv().unwrap().unwrap_err(), "boom");
     }
 }

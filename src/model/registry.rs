@@ -3,16 +3,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use ort::session::Session;
 
 use super::ModelError;
-use super::session::{self, SessionOptions, TensorInfo};
+use super::catalogue::Catalogue;
+use super::session::{self, SessionOptions, TensorInfo, TokenInputs};
 use super::spec::{Batching, ModelKind, ModelSpec};
-use crate::batching::{BatchQueue, BatchRunner, WorkerSettings, spawn_workers};
+use crate::batching::{
+    BatchQueue, BatchRunner, Call, ModelInput, WorkerSettings, concat_rows, spawn_workers,
+};
 use crate::telemetry::Metrics;
+use crate::text::TextEncoder;
 
 /// One served model.
 pub struct ModelHandle {
@@ -26,6 +30,10 @@ pub struct ModelHandle {
     pub provider: &'static str,
     /// Where requests enqueue their rows.
     pub queue: BatchQueue,
+    /// The item catalogue (recommenders).
+    pub catalogue: Option<Catalogue>,
+    /// The tokenizer (text models).
+    pub encoder: Option<TextEncoder>,
     /// When this version was loaded.
     pub loaded_at: SystemTime,
     fingerprint: Fingerprint,
@@ -89,6 +97,7 @@ impl BatchingOverrides {
             max_delay_us: self.max_delay_us.unwrap_or(b.max_delay_us),
             queue_capacity: self.queue_capacity.unwrap_or(b.queue_capacity).max(1),
             workers: self.workers.unwrap_or(b.workers).max(1),
+            max_tokens: b.max_tokens,
         }
     }
 }
@@ -110,28 +119,147 @@ pub enum ModelReload {
     Failed(ModelError),
 }
 
-/// An ONNX session feeding a tabular model's batches.
-struct TabularRunner {
+/// An ONNX session fed float feature rows (tabular and recommender models).
+struct FeatureRunner {
     session: Session,
     input: String,
     output: String,
+    input_width: usize,
     output_width: usize,
+    buffer: Vec<f32>,
 }
 
-impl BatchRunner for TabularRunner {
-    fn run(&mut self, input: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
-        session::run_tabular(
-            &mut self.session,
-            &self.input,
-            &self.output,
-            input,
-            rows,
-            out,
-        )
+impl BatchRunner for FeatureRunner {
+    fn run(
+        &mut self,
+        inputs: &[&ModelInput],
+        max_rows: usize,
+        out: &mut Vec<f32>,
+        calls: &mut Vec<Call>,
+    ) -> Result<(), String> {
+        concat_rows(inputs, &mut self.buffer)?;
+        let width = self.input_width.max(1);
+        let rows = self.buffer.len() / width;
+        let mut done = 0;
+        while done < rows {
+            let n = (rows - done).min(max_rows.max(1));
+            let started = Instant::now();
+            session::run_tabular(
+                &mut self.session,
+                &self.input,
+                &self.output,
+                &self.buffer[done * width..(done + n) * width],
+                n,
+                out,
+            )?;
+            calls.push(Call {
+                rows: n,
+                elapsed: started.elapsed(),
+            });
+            done += n;
+        }
+        Ok(())
     }
 
     fn output_width(&self) -> usize {
         self.output_width
+    }
+}
+
+/// An ONNX session fed token sequences (text models): sequences are sorted by length and cut into calls of at
+/// most `max_rows` texts and `max_tokens` padded tokens, so one long text does not pad a whole batch.
+struct TextRunner {
+    session: Session,
+    names: TokenInputs,
+    output: String,
+    output_width: usize,
+    max_tokens: usize,
+    logits: Vec<f32>,
+}
+
+impl BatchRunner for TextRunner {
+    fn run(
+        &mut self,
+        inputs: &[&ModelInput],
+        max_rows: usize,
+        out: &mut Vec<f32>,
+        calls: &mut Vec<Call>,
+    ) -> Result<(), String> {
+        let mut sequences: Vec<&[i64]> = Vec::new();
+        for input in inputs {
+            match input {
+                ModelInput::Tokens(seqs) => sequences.extend(seqs.iter().map(Vec::as_slice)),
+                ModelInput::Rows(_) => return Err("a text model was sent float rows".into()),
+            }
+        }
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| sequences[i].len());
+        let width = self.output_width;
+        let base = out.len();
+        out.resize(base + sequences.len() * width, 0.0);
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted ascending, so the last sequence taken is the longest of the call.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < max_rows.max(1)
+                && (end + 1 - start) * sequences[order[end]].len() <= self.max_tokens
+            {
+                end += 1;
+            }
+            let chunk: Vec<&[i64]> = order[start..end].iter().map(|&i| sequences[i]).collect();
+            self.logits.clear();
+            let started = Instant::now();
+            session::run_text(
+                &mut self.session,
+                &self.names,
+                &self.output,
+                &chunk,
+                &mut self.logits,
+            )?;
+            calls.push(Call {
+                rows: chunk.len(),
+                elapsed: started.elapsed(),
+            });
+            for (k, &i) in order[start..end].iter().enumerate() {
+                out[base + i * width..base + (i + 1) * width]
+                    .copy_from_slice(&self.logits[k * width..(k + 1) * width]);
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn output_width(&self) -> usize {
+        self.output_width
+    }
+}
+
+/// One runner type for the worker threads, whatever the model's kind.
+enum Runner {
+    Features(FeatureRunner),
+    Text(TextRunner),
+}
+
+impl BatchRunner for Runner {
+    fn run(
+        &mut self,
+        inputs: &[&ModelInput],
+        max_rows: usize,
+        out: &mut Vec<f32>,
+        calls: &mut Vec<Call>,
+    ) -> Result<(), String> {
+        match self {
+            Runner::Features(r) => r.run(inputs, max_rows, out, calls),
+            Runner::Text(r) => r.run(inputs, max_rows, out, calls),
+        }
+    }
+
+    fn output_width(&self) -> usize {
+        match self {
+            Runner::Features(r) => r.output_width(),
+            Runner::Text(r) => r.output_width(),
+        }
     }
 }
 
@@ -213,38 +341,80 @@ impl ModelRegistry {
         options: &SessionOptions,
         metrics: &Metrics,
     ) -> Result<ModelHandle, ModelError> {
-        let ModelKind::Tabular(tab) = &spec.kind;
+        let fail = |message: String| ModelError::Mismatch {
+            model: spec.name.clone(),
+            message,
+        };
+        let catalogue = match &spec.kind {
+            ModelKind::Recommender(r) => Some(Catalogue::load(&r.items).map_err(fail)?),
+            _ => None,
+        };
+        let encoder = match &spec.kind {
+            ModelKind::Text(t) => {
+                Some(TextEncoder::load(&t.tokenizer, t.max_length).map_err(fail)?)
+            }
+            _ => None,
+        };
+        let items = catalogue.as_ref().map_or(0, Catalogue::len);
         let mut runners = Vec::with_capacity(spec.batching.workers);
-        let mut first_io = None;
-        let mut provider = "CPUExecutionProvider";
+        let mut first = None;
         for _ in 0..spec.batching.workers {
             let open = session::open(&spec, options)?;
-            if first_io.is_none() {
-                let (inputs, outputs) = (
-                    session::inputs(&open.session),
-                    session::outputs(&open.session),
-                );
-                let problems = session::io_problems(&spec, &inputs, &outputs);
-                if !problems.is_empty() {
-                    return Err(ModelError::Mismatch {
-                        model: spec.name.clone(),
-                        message: format!(
-                            "the ONNX graph does not match model.toml: {}",
-                            problems.join("; ")
-                        ),
-                    });
-                }
-                first_io = Some((inputs, outputs));
-                provider = open.provider;
+            let (inputs, outputs) = (
+                session::inputs(&open.session),
+                session::outputs(&open.session),
+            );
+            let mut spec_io = spec.clone();
+            // A Hugging Face export has token_type_ids; feed zeros even when the manifest does not name it.
+            if let ModelKind::Text(t) = &mut spec_io.kind
+                && t.token_type_ids.is_none()
+                && inputs.iter().any(|i| i.name == "token_type_ids")
+            {
+                t.token_type_ids = Some("token_type_ids".into());
             }
-            runners.push(TabularRunner {
-                session: open.session,
-                input: tab.input.clone(),
-                output: tab.output.clone(),
-                output_width: tab.labels.len(),
+            if first.is_none() {
+                let problems = session::io_problems(&spec_io, &inputs, &outputs, items);
+                if !problems.is_empty() {
+                    return Err(fail(format!(
+                        "the ONNX graph does not match model.toml: {}",
+                        problems.join("; ")
+                    )));
+                }
+                first = Some((inputs, outputs, open.provider));
+            }
+            runners.push(match &spec_io.kind {
+                ModelKind::Tabular(t) => Runner::Features(FeatureRunner {
+                    session: open.session,
+                    input: t.input.clone(),
+                    output: t.output.clone(),
+                    input_width: t.features.len(),
+                    output_width: t.labels.len(),
+                    buffer: Vec::new(),
+                }),
+                ModelKind::Recommender(r) => Runner::Features(FeatureRunner {
+                    session: open.session,
+                    input: r.input.clone(),
+                    output: r.output.clone(),
+                    input_width: r.features.len(),
+                    output_width: items,
+                    buffer: Vec::new(),
+                }),
+                ModelKind::Text(t) => Runner::Text(TextRunner {
+                    session: open.session,
+                    names: TokenInputs {
+                        input_ids: t.input_ids.clone(),
+                        attention_mask: t.attention_mask.clone(),
+                        token_type_ids: t.token_type_ids.clone(),
+                    },
+                    output: t.output.clone(),
+                    output_width: t.labels.len(),
+                    max_tokens: spec.batching.max_tokens.max(1),
+                    logits: Vec::new(),
+                }),
             });
         }
-        let (inputs, outputs) = first_io.unwrap_or_default();
+        let (inputs, outputs, provider) =
+            first.ok_or_else(|| fail("no batching workers".into()))?;
         let model_metrics = metrics.for_model(&spec.name);
         let (sender, receiver) = crossbeam_channel::bounded(spec.batching.queue_capacity);
         let settings = WorkerSettings {
@@ -274,6 +444,8 @@ impl ModelRegistry {
             provider,
             queue,
             spec,
+            catalogue,
+            encoder,
             loaded_at: SystemTime::now(),
             fingerprint,
         };
@@ -387,6 +559,14 @@ impl ModelRegistry {
             .collect()
     }
 
+    /// The snapshot list column of owned items that a recommender reads (the first one named).
+    pub fn owned_column(&self) -> Option<String> {
+        self.models
+            .load()
+            .values()
+            .find_map(|m| m.spec.owned_column().map(str::to_string))
+    }
+
     /// Snapshot columns needed by any model, in first-use order (models by name), each once.
     pub fn feature_columns(&self) -> Vec<String> {
         let mut columns: Vec<String> = Vec::new();
@@ -404,24 +584,32 @@ impl ModelRegistry {
 impl ModelHandle {
     /// One inference through the real queue and workers, so the first request pays no lazy initialisation.
     fn warm_up(&self) -> Result<(), ModelError> {
-        let ModelKind::Tabular(tab) = &self.spec.kind;
-        let rows = vec![0.0_f32; tab.features.len()];
         let fail = |message: String| ModelError::Runtime {
             model: self.spec.name.clone(),
             message: format!("warm-up inference failed: {message}"),
         };
+        let input = match (&self.spec.kind, &self.encoder) {
+            (ModelKind::Text(_), Some(encoder)) => {
+                ModelInput::Tokens(vec![encoder.encode("warm up").map_err(fail)?])
+            }
+            _ => ModelInput::Rows(vec![0.0_f32; self.spec.feature_columns().len()]),
+        };
+        let width = match &self.spec.kind {
+            ModelKind::Tabular(t) => t.labels.len(),
+            ModelKind::Text(t) => t.labels.len(),
+            ModelKind::Recommender(_) => self.catalogue.as_ref().map_or(0, Catalogue::len),
+        };
         let receiver = self
             .queue
-            .submit(rows, 1)
+            .submit(input, 1)
             .map_err(|e| fail(e.to_string()))?;
         let output = receiver
             .blocking_recv()
             .map_err(|_| fail("the batching worker stopped".into()))?
             .map_err(fail)?;
-        if output.values.len() != tab.labels.len() {
+        if output.values.len() != width {
             return Err(fail(format!(
-                "expected {} output values for one row, got {}",
-                tab.labels.len(),
+                "expected {width} output values for one row, got {}",
                 output.values.len()
             )));
         }

@@ -162,16 +162,23 @@ pub fn outputs(session: &Session) -> Vec<TensorInfo> {
         .collect()
 }
 
-/// Every way the graph differs from what the manifest promises; empty when they agree.
-pub fn io_problems(spec: &ModelSpec, inputs: &[TensorInfo], outputs: &[TensorInfo]) -> Vec<String> {
+/// Every way the graph differs from what the manifest promises; empty when they agree. `items` is the catalogue
+/// size of a recommender (its output width).
+pub fn io_problems(
+    spec: &ModelSpec,
+    inputs: &[TensorInfo],
+    outputs: &[TensorInfo],
+    items: usize,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    match &spec.kind {
+    let fed: Vec<&str> = match &spec.kind {
         ModelKind::Tabular(t) => {
             expect_matrix(
                 &mut problems,
                 "input",
                 &t.input,
                 inputs,
+                "FP32",
                 t.features.len(),
                 "features",
             );
@@ -180,26 +187,91 @@ pub fn io_problems(spec: &ModelSpec, inputs: &[TensorInfo], outputs: &[TensorInf
                 "output",
                 &t.output,
                 outputs,
+                "FP32",
                 t.labels.len(),
                 "labels",
             );
-            for extra in inputs.iter().filter(|i| i.name != t.input) {
-                problems.push(format!(
-                    "the graph has input '{}' that a tabular model cannot feed (only '{}' is fed)",
-                    extra.name, t.input
-                ));
-            }
+            vec![t.input.as_str()]
         }
+        ModelKind::Recommender(r) => {
+            expect_matrix(
+                &mut problems,
+                "input",
+                &r.input,
+                inputs,
+                "FP32",
+                r.features.len(),
+                "features",
+            );
+            expect_matrix(
+                &mut problems,
+                "output",
+                &r.output,
+                outputs,
+                "FP32",
+                items,
+                "catalogue items",
+            );
+            vec![r.input.as_str()]
+        }
+        ModelKind::Text(t) => {
+            let mut fed = vec![t.input_ids.as_str(), t.attention_mask.as_str()];
+            fed.extend(t.token_type_ids.as_deref());
+            for name in &fed {
+                expect_sequence(&mut problems, name, inputs);
+            }
+            expect_matrix(
+                &mut problems,
+                "output",
+                &t.output,
+                outputs,
+                "FP32",
+                t.labels.len(),
+                "labels",
+            );
+            fed
+        }
+    };
+    for extra in inputs.iter().filter(|i| !fed.contains(&i.name.as_str())) {
+        problems.push(format!(
+            "the graph has input '{}' that a {} model cannot feed (fed: {fed:?})",
+            extra.name,
+            spec.kind.name()
+        ));
     }
     problems
 }
 
-/// Checks a float32 [batch, width] tensor named `name` among `tensors`.
+/// Checks an int64 [batch, sequence] token input.
+fn expect_sequence(problems: &mut Vec<String>, name: &str, tensors: &[TensorInfo]) {
+    let Some(t) = tensors.iter().find(|t| t.name == name) else {
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        problems.push(format!(
+            "input tensor '{name}' is not in the graph (it has {names:?})"
+        ));
+        return;
+    };
+    if t.datatype != "INT64" {
+        problems.push(format!(
+            "input '{name}' has element type {}, expected INT64",
+            t.datatype
+        ));
+    }
+    if t.shape.len() != 2 {
+        problems.push(format!(
+            "input '{name}' has shape {:?}, expected [batch, sequence]",
+            t.shape
+        ));
+    }
+}
+
+/// Checks a [batch, width] tensor of `datatype` named `name` among `tensors`.
 fn expect_matrix(
     problems: &mut Vec<String>,
     role: &str,
     name: &str,
     tensors: &[TensorInfo],
+    datatype: &str,
     width: usize,
     width_of: &str,
 ) {
@@ -210,9 +282,9 @@ fn expect_matrix(
         ));
         return;
     };
-    if t.datatype != "FP32" {
+    if t.datatype != datatype {
         problems.push(format!(
-            "{role} '{name}' has element type {}, expected FP32",
+            "{role} '{name}' has element type {}, expected {datatype}",
             t.datatype
         ));
     }
@@ -228,6 +300,64 @@ fn expect_matrix(
             t.shape[1]
         ));
     }
+}
+
+/// The names of a text model's token inputs.
+#[derive(Debug, Clone)]
+pub struct TokenInputs {
+    /// Token ids.
+    pub input_ids: String,
+    /// 1 for tokens, 0 for padding.
+    pub attention_mask: String,
+    /// Segment ids, all 0 (BERT-style exports have it).
+    pub token_type_ids: Option<String>,
+}
+
+/// Runs a text session on sequences padded to the longest of them, appending [n, labels] logits to `out`.
+pub fn run_text(
+    session: &mut Session,
+    names: &TokenInputs,
+    output: &str,
+    sequences: &[&[i64]],
+    out: &mut Vec<f32>,
+) -> Result<(), String> {
+    let n = sequences.len();
+    let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+    let mut ids = vec![0_i64; n * longest];
+    let mut mask = vec![0_i64; n * longest];
+    for (row, seq) in sequences.iter().enumerate() {
+        ids[row * longest..row * longest + seq.len()].copy_from_slice(seq);
+        mask[row * longest..row * longest + seq.len()].fill(1);
+    }
+    let types = vec![
+        0_i64;
+        if names.token_type_ids.is_some() {
+            n * longest
+        } else {
+            0
+        }
+    ];
+    let err = |e: ort::Error| e.to_string();
+    let mut inputs = ort::inputs![
+        names.input_ids.as_str() => TensorRef::from_array_view(([n, longest], ids.as_slice())).map_err(err)?,
+        names.attention_mask.as_str() => TensorRef::from_array_view(([n, longest], mask.as_slice())).map_err(err)?,
+    ];
+    if let Some(name) = &names.token_type_ids {
+        let tensor = TensorRef::from_array_view(([n, longest], types.as_slice())).map_err(err)?;
+        inputs.push((name.as_str().into(), tensor.into()));
+    }
+    let outputs = session.run(inputs).map_err(err)?;
+    let value = outputs
+        .get(output)
+        .ok_or_else(|| format!("output '{output}' missing from the run"))?;
+    let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+    if shape.first().copied() != Some(n as i64) {
+        return Err(format!(
+            "output '{output}' has shape {shape:?} for {n} texts"
+        ));
+    }
+    out.extend_from_slice(data);
+    Ok(())
 }
 
 /// Runs a tabular session on `n` rows of `rows` (row-major), appending the [n, labels] output to `out`.
@@ -285,14 +415,14 @@ mod tests {
             info("label", "INT64", &[-1]),
             info("probabilities", f32_name, &[-1, 2]),
         ];
-        assert!(io_problems(&spec, &good_in, &good_out).is_empty());
+        assert!(io_problems(&spec, &good_in, &good_out, 0).is_empty());
 
         let bad_in = [
             info("features", "FP64", &[-1, 4]),
             info("mask", f32_name, &[-1, 3]),
         ];
         let bad_out = [info("probs", f32_name, &[-1, 2])];
-        let problems = io_problems(&spec, &bad_in, &bad_out).join("\n");
+        let problems = io_problems(&spec, &bad_in, &bad_out, 0).join("\n");
         for want in [
             "element type FP64",
             "4 columns but the manifest lists 3 features",

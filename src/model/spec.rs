@@ -30,6 +30,10 @@ pub struct ModelSpec {
 pub enum ModelKind {
     /// Float features → class probabilities.
     Tabular(TabularSpec),
+    /// Customer features → a score per catalogue item; top-k chosen in Rust.
+    Recommender(RecommenderSpec),
+    /// Text → tokens → class logits (a Hugging Face sequence-classification export).
+    Text(TextSpec),
 }
 
 impl ModelKind {
@@ -37,8 +41,49 @@ impl ModelKind {
     pub fn name(&self) -> &'static str {
         match self {
             ModelKind::Tabular(_) => "tabular",
+            ModelKind::Recommender(_) => "recommender",
+            ModelKind::Text(_) => "text",
         }
     }
+}
+
+/// Settings of a recommender.
+#[derive(Debug, Clone)]
+pub struct RecommenderSpec {
+    /// ONNX input tensor: float32 [batch, features].
+    pub input: String,
+    /// ONNX output tensor: float32 [batch, items].
+    pub output: String,
+    /// Snapshot columns, in input tensor order.
+    pub features: Vec<String>,
+    /// How a null feature becomes model input.
+    pub missing: MissingPolicy,
+    /// The item catalogue (Parquet: item_id, and optional name, category, price_band, popularity), one row per
+    /// output column.
+    pub items: PathBuf,
+    /// Snapshot list column with the item ids each customer owns.
+    pub owned_column: Option<String>,
+    /// Largest k a request may ask for.
+    pub max_k: usize,
+}
+
+/// Settings of a text classifier.
+#[derive(Debug, Clone)]
+pub struct TextSpec {
+    /// Hugging Face tokenizer.json.
+    pub tokenizer: PathBuf,
+    /// Tokens per text after truncation (special tokens included).
+    pub max_length: usize,
+    /// ONNX input: int64 [batch, sequence] token ids.
+    pub input_ids: String,
+    /// ONNX input: int64 [batch, sequence], 1 for tokens, 0 for padding.
+    pub attention_mask: String,
+    /// Optional ONNX input: int64 [batch, sequence] segment ids (all 0 for one text).
+    pub token_type_ids: Option<String>,
+    /// ONNX output: float32 [batch, labels] logits.
+    pub output: String,
+    /// Class labels, in output column order.
+    pub labels: Vec<String>,
 }
 
 /// Settings of a tabular classifier.
@@ -120,6 +165,8 @@ pub struct Batching {
     pub queue_capacity: usize,
     /// Worker threads, each owning one ONNX Runtime session.
     pub workers: usize,
+    /// Text models: most padded tokens (rows × longest sequence) per inference call.
+    pub max_tokens: usize,
 }
 
 impl Default for Batching {
@@ -129,6 +176,7 @@ impl Default for Batching {
             max_delay_us: 200,
             queue_capacity: 1024,
             workers: 1,
+            max_tokens: 8192,
         }
     }
 }
@@ -152,6 +200,14 @@ struct Manifest {
     #[serde(default = "default_missing")]
     missing: MissingPolicy,
     risk: Option<RiskBands>,
+    items: Option<String>,
+    owned_column: Option<String>,
+    max_k: Option<usize>,
+    tokenizer: Option<String>,
+    max_length: Option<usize>,
+    input_ids: Option<String>,
+    attention_mask: Option<String>,
+    token_type_ids: Option<String>,
     #[serde(default)]
     batching: Batching,
     #[serde(default)]
@@ -243,9 +299,61 @@ impl ModelSpec {
                     risk: m.risk,
                 })
             }
+            "recommender" => {
+                let input = m
+                    .input
+                    .ok_or_else(|| bad("'input' (ONNX input tensor name) is required".into()))?;
+                let output = m
+                    .output
+                    .ok_or_else(|| bad("'output' (ONNX output tensor name) is required".into()))?;
+                if m.features.is_empty() {
+                    return Err(bad(
+                        "'features' must list the snapshot columns fed to the model".into(),
+                    ));
+                }
+                if let Some(dup) = first_duplicate(&m.features) {
+                    return Err(bad(format!("feature '{dup}' is listed twice")));
+                }
+                let items = m.items.ok_or_else(|| {
+                    bad("'items' (the catalogue Parquet file) is required".into())
+                })?;
+                ModelKind::Recommender(RecommenderSpec {
+                    input,
+                    output,
+                    features: m.features,
+                    missing: m.missing,
+                    items: dir.join(items),
+                    owned_column: m.owned_column,
+                    max_k: m.max_k.unwrap_or(100).max(1),
+                })
+            }
+            "text" => {
+                let tokenizer = m
+                    .tokenizer
+                    .ok_or_else(|| bad("'tokenizer' (a tokenizer.json file) is required".into()))?;
+                let output = m
+                    .output
+                    .ok_or_else(|| bad("'output' (ONNX logits tensor name) is required".into()))?;
+                if m.labels.len() < 2 {
+                    return Err(bad("'labels' must name at least two classes".into()));
+                }
+                let max_length = m.max_length.unwrap_or(128);
+                if max_length < 2 {
+                    return Err(bad("'max_length' must be at least 2".into()));
+                }
+                ModelKind::Text(TextSpec {
+                    tokenizer: dir.join(tokenizer),
+                    max_length,
+                    input_ids: m.input_ids.unwrap_or_else(|| "input_ids".into()),
+                    attention_mask: m.attention_mask.unwrap_or_else(|| "attention_mask".into()),
+                    token_type_ids: m.token_type_ids,
+                    output,
+                    labels: m.labels,
+                })
+            }
             other => {
                 return Err(bad(format!(
-                    "unknown kind '{other}' (this server knows: tabular)"
+                    "unknown kind '{other}' (this server knows: tabular, recommender, text)"
                 )));
             }
         };
@@ -265,10 +373,20 @@ impl ModelSpec {
         self.dir.join("model.onnx")
     }
 
-    /// Snapshot columns this model reads.
+    /// Snapshot feature columns this model reads.
     pub fn feature_columns(&self) -> &[String] {
         match &self.kind {
             ModelKind::Tabular(t) => &t.features,
+            ModelKind::Recommender(r) => &r.features,
+            ModelKind::Text(_) => &[],
+        }
+    }
+
+    /// Snapshot list column of owned items this model reads, if any.
+    pub fn owned_column(&self) -> Option<&str> {
+        match &self.kind {
+            ModelKind::Recommender(r) => r.owned_column.as_deref(),
+            _ => None,
         }
     }
 }
@@ -310,7 +428,9 @@ max_batch_size = 64
     #[test]
     fn parses_a_tabular_manifest() {
         let spec = ModelSpec::parse("churn", Path::new("models/churn"), GOOD).unwrap();
-        let ModelKind::Tabular(t) = &spec.kind;
+        let ModelKind::Tabular(t) = &spec.kind else {
+            panic!("tabular")
+        };
         assert_eq!(t.positive, 1);
         assert_eq!(spec.version, "3");
         assert_eq!(spec.batching.max_batch_size, 64);

@@ -8,11 +8,12 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
 use super::reload::{ReloadPolicy, validate};
-use super::{find_snapshots, load_snapshot};
+use super::{find_snapshots, load_snapshot_with};
 use crate::model::{ModelError, ModelSpec};
 
-/// The feature columns of every model manifest in `models` (manifests only; no ONNX Runtime needed).
-pub fn model_columns(models: &Path) -> Result<Vec<String>, ModelError> {
+/// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
+/// (manifests only; no ONNX Runtime needed).
+pub fn model_columns(models: &Path) -> Result<(Vec<String>, Option<String>), ModelError> {
     let io = |source| ModelError::Io {
         path: models.to_path_buf(),
         source,
@@ -25,18 +26,21 @@ pub fn model_columns(models: &Path) -> Result<Vec<String>, ModelError> {
         .collect();
     dirs.sort();
     let mut columns: Vec<String> = Vec::new();
+    let mut owned = None;
     for dir in dirs {
-        for f in ModelSpec::load(&dir)?.feature_columns() {
+        let spec = ModelSpec::load(&dir)?;
+        for f in spec.feature_columns() {
             if !columns.contains(f) {
                 columns.push(f.clone());
             }
         }
+        owned = owned.or_else(|| spec.owned_column().map(str::to_string));
     }
-    Ok(columns)
+    Ok((columns, owned))
 }
 
 /// Builds the report for the snapshot at `path` (its newest, for a folder); the bool is the verdict.
-pub fn check(path: &Path, columns: &[String]) -> (String, bool) {
+pub fn check(path: &Path, columns: &[String], owned: Option<&str>) -> (String, bool) {
     let mut out = String::new();
     let sources = match find_snapshots(path) {
         Ok(s) if !s.is_empty() => s,
@@ -69,7 +73,7 @@ pub fn check(path: &Path, columns: &[String]) -> (String, bool) {
             .map(|f| f.data_type().to_string())
             .unwrap_or_else(|| "-".into())
     };
-    let snapshot = match load_snapshot(source, columns) {
+    let snapshot = match load_snapshot_with(source, columns, owned) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(out, "verdict  FAIL: {e}");
@@ -77,6 +81,23 @@ pub fn check(path: &Path, columns: &[String]) -> (String, bool) {
         }
     };
     let _ = writeln!(out, "rows     {}", snapshot.rows());
+    match (owned, &snapshot.owned) {
+        (Some(column), Some(items)) => {
+            let _ = writeln!(
+                out,
+                "owned    {column}: {} entries, {} distinct items",
+                items.values.len(),
+                items.dict.len()
+            );
+        }
+        (Some(column), None) => {
+            let _ = writeln!(
+                out,
+                "warning  no '{column}' column: recommendations will exclude nothing"
+            );
+        }
+        _ => {}
+    }
     let _ = writeln!(
         out,
         "ids      {ID_COLUMN} ({}), unique, no nulls",

@@ -206,6 +206,15 @@ pub fn load_snapshot(
     source: &SnapshotSource,
     columns: &[String],
 ) -> Result<FeatureSnapshot, SnapshotError> {
+    load_snapshot_with(source, columns, None)
+}
+
+/// Like `load_snapshot`, also reading the list column `owned` (item ids per customer) when the files have it.
+pub fn load_snapshot_with(
+    source: &SnapshotSource,
+    columns: &[String],
+    owned: Option<&str>,
+) -> Result<FeatureSnapshot, SnapshotError> {
     let mut metas = Vec::with_capacity(source.files.len());
     let mut string_ids = None;
     for path in &source.files {
@@ -213,6 +222,22 @@ pub fn load_snapshot(
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))?;
         let strings = check_schema(path, meta.schema(), columns)?;
+        if let Some(name) = owned
+            && let Ok(field) = meta.schema().field_with_name(name)
+            && !matches!(
+                field.data_type(),
+                DataType::List(_) | DataType::LargeList(_)
+            )
+        {
+            return Err(SnapshotError::Column {
+                path: path.clone(),
+                column: name.to_string(),
+                problem: format!(
+                    "has type {}, expected a list of item ids",
+                    field.data_type()
+                ),
+            });
+        }
         if *string_ids.get_or_insert(strings) != strings {
             return Err(SnapshotError::Invalid {
                 path: path.clone(),
@@ -224,6 +249,12 @@ pub fn load_snapshot(
         metas.push(meta);
     }
     let string_ids = string_ids.unwrap_or(true);
+    // Every part must have the owned-items column for it to be used; otherwise nothing is excluded (logged).
+    let owned = owned.filter(|name| {
+        metas
+            .iter()
+            .all(|m| m.schema().field_with_name(name).is_ok())
+    });
 
     let units: Vec<Unit> = metas
         .iter()
@@ -266,16 +297,27 @@ pub fn load_snapshot(
         slices.push(head);
         rest = tail;
     }
-    let chunks: Vec<IdChunk> = units
+    let decoded: Vec<(IdChunk, Option<OwnedChunk>)> = units
         .par_iter()
         .zip(slices.into_par_iter())
         .map(|(unit, dst)| {
             let path = &source.files[unit.file];
-            decode_unit(path, &metas[unit.file], unit, columns, string_ids, dst)
+            decode_unit(
+                path,
+                &metas[unit.file],
+                unit,
+                columns,
+                owned,
+                string_ids,
+                dst,
+            )
         })
         .collect::<Result<_, _>>()?;
+    let (chunks, owned_chunks): (Vec<IdChunk>, Vec<Option<OwnedChunk>>) =
+        decoded.into_iter().unzip();
 
     let index = build_index(&source.path, chunks, total_rows)?;
+    let owned_items = owned.map(|_| merge_owned(owned_chunks.into_iter().flatten()));
     let mut snapshot = FeatureSnapshot::new(
         source.name.clone(),
         source.path.clone(),
@@ -284,6 +326,7 @@ pub fn load_snapshot(
         index,
     );
     snapshot.produced_at = source.modified;
+    snapshot.owned = owned_items;
     Ok(snapshot)
 }
 
@@ -293,12 +336,14 @@ fn decode_unit(
     meta: &ArrowReaderMetadata,
     unit: &Unit,
     columns: &[String],
+    owned: Option<&str>,
     string_ids: bool,
     dst: &mut [f32],
-) -> Result<IdChunk, SnapshotError> {
+) -> Result<(IdChunk, Option<OwnedChunk>), SnapshotError> {
     let schema = meta.schema();
     let roots = std::iter::once(ID_COLUMN)
         .chain(columns.iter().map(String::as_str))
+        .chain(owned)
         .filter_map(|name| schema.index_of(name).ok());
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
     let file = File::open(path).map_err(|e| read_error(path, e))?;
@@ -314,6 +359,7 @@ fn decode_unit(
     } else {
         IdChunk::Int(Vec::with_capacity(unit.rows))
     };
+    let mut owned_chunk = owned.map(|_| OwnedChunk::default());
     let mut row = 0;
     for batch in reader {
         let batch =
@@ -326,6 +372,9 @@ fn decode_unit(
             ));
         }
         collect_ids(path, &batch, &mut ids)?;
+        if let (Some(name), Some(chunk)) = (owned, owned_chunk.as_mut()) {
+            chunk.collect(path, &batch, name)?;
+        }
         for (c, name) in columns.iter().enumerate() {
             write_column(
                 path,
@@ -347,7 +396,7 @@ fn decode_unit(
             ),
         ));
     }
-    Ok(ids)
+    Ok((ids, owned_chunk))
 }
 
 fn column<'b>(
@@ -415,6 +464,99 @@ fn write_column(
             .for_each(|(d, (&v, valid))| *d = if valid { v } else { f32::NAN }),
     }
     Ok(())
+}
+
+/// One unit's owned items: per-row counts and values as indices into a unit-local table of distinct ids.
+#[derive(Default)]
+struct OwnedChunk {
+    counts: Vec<u32>,
+    values: Vec<u32>,
+    dict: Vec<String>,
+    lookup: std::collections::HashMap<String, u32>,
+}
+
+impl OwnedChunk {
+    fn collect(
+        &mut self,
+        path: &Path,
+        batch: &RecordBatch,
+        name: &str,
+    ) -> Result<(), SnapshotError> {
+        let array = column(path, batch, name)?;
+        let target = DataType::List(Arc::new(arrow_schema::Field::new_list_field(
+            DataType::Utf8,
+            true,
+        )));
+        let list = arrow_cast::cast(array, &target).map_err(|e| SnapshotError::Column {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            problem: format!("cannot be read as a list of item ids: {e}"),
+        })?;
+        let list = list.as_list::<i32>();
+        let offsets = list.value_offsets();
+        let values = list.values().as_string::<i32>();
+        for r in 0..list.len() {
+            if list.is_null(r) {
+                self.counts.push(0);
+                continue;
+            }
+            let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
+            let mut count = 0;
+            for i in start..end {
+                if values.is_null(i) {
+                    continue;
+                }
+                let id = values.value(i);
+                let index = match self.lookup.get(id) {
+                    Some(&index) => index,
+                    None => {
+                        let index = self.dict.len() as u32;
+                        self.dict.push(id.to_string());
+                        self.lookup.insert(id.to_string(), index);
+                        index
+                    }
+                };
+                self.values.push(index);
+                count += 1;
+            }
+            self.counts.push(count);
+        }
+        Ok(())
+    }
+}
+
+/// Joins units' owned items in row order under one table of distinct ids.
+fn merge_owned(chunks: impl Iterator<Item = OwnedChunk>) -> super::OwnedItems {
+    let mut merged = super::OwnedItems {
+        offsets: vec![0],
+        ..Default::default()
+    };
+    let mut global: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for chunk in chunks {
+        let remap: Vec<u32> = chunk
+            .dict
+            .into_iter()
+            .map(|id| {
+                let next = merged.dict.len() as u32;
+                *global.entry(id).or_insert_with_key(|id| {
+                    merged.dict.push(id.clone());
+                    next
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        for count in chunk.counts {
+            let count = count as usize;
+            merged.values.extend(
+                chunk.values[taken..taken + count]
+                    .iter()
+                    .map(|&v| remap[v as usize]),
+            );
+            taken += count;
+            merged.offsets.push(merged.values.len());
+        }
+    }
+    merged
 }
 
 fn build_index(

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwapOption;
 
 pub use ids::{CustomerId, CustomerIndex};
-pub use load::{SnapshotSource, find_snapshots, load_snapshot};
+pub use load::{SnapshotSource, find_snapshots, load_snapshot, load_snapshot_with};
 pub use reload::{ReloadOutcome, ReloadPolicy, SnapshotReloader};
 
 /// Why a snapshot could not be used.
@@ -52,6 +52,8 @@ pub struct FeatureSnapshot {
     rows: usize,
     matrix: Vec<f32>,
     index: CustomerIndex,
+    /// Items each customer owns (the recommender's list column), if the snapshot has one.
+    pub owned: Option<OwnedItems>,
     /// Matrix column positions for each feature list a model asks for, resolved once per (snapshot, list).
     layouts: Mutex<HashMap<Vec<String>, Arc<[usize]>>>,
 }
@@ -79,6 +81,7 @@ impl FeatureSnapshot {
             rows,
             matrix,
             index,
+            owned: None,
             layouts: Mutex::new(HashMap::new()),
         }
     }
@@ -163,6 +166,28 @@ impl FeatureSnapshot {
             }
             _ => out.extend(positions.iter().map(|&p| full[p])),
         }
+    }
+}
+
+/// Owned item ids per customer, stored compactly: offsets into one list of indices into a table of distinct ids.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OwnedItems {
+    /// `offsets[r]..offsets[r + 1]` are row r's entries in `values`.
+    pub offsets: Vec<usize>,
+    /// Indices into `dict`.
+    pub values: Vec<u32>,
+    /// Distinct item ids.
+    pub dict: Vec<String>,
+}
+
+impl OwnedItems {
+    /// The item ids customer row `row` owns.
+    pub fn of(&self, row: usize) -> impl Iterator<Item = &str> {
+        let range = self.offsets.get(row).copied().unwrap_or(0)
+            ..self.offsets.get(row + 1).copied().unwrap_or(0);
+        self.values[range]
+            .iter()
+            .map(|&v| self.dict[v as usize].as_str())
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot};
+use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot_with};
 use crate::telemetry::Metrics;
 
 /// Rules a new snapshot must pass before it replaces the served one.
@@ -101,6 +101,7 @@ impl SnapshotReloader {
         &self,
         store: &SnapshotStore,
         columns: &[String],
+        owned: Option<&str>,
         metrics: &Metrics,
     ) -> ReloadOutcome {
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +128,7 @@ impl SnapshotReloader {
                 continue;
             }
             let started = Instant::now();
-            let outcome = load_snapshot(source, columns)
+            let outcome = load_snapshot_with(source, columns, owned)
                 .map_err(|e| e.to_string())
                 .and_then(|mut new| {
                     new.warnings = validate(&new, served.as_deref(), &self.policy)?;
