@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Creates <repo>/.venv (git-ignored) with the pinned packages of scripts/requirements.txt and prints the
 # venv's python path on stdout (progress goes to stderr), e.g.  py="$(scripts/setup-python.sh)".
-# Idempotent: pip only runs when requirements.txt changed since the last successful install (hash stamp).
+#   --torch   instead creates <repo>/.venv-torch from scripts/requirements-torch.txt: PyTorch (the CUDA build,
+#             ~6 GB with its nvidia-* wheels) and transformers, for the training scripts of the recommendation and
+#             sentiment models and the tiny-BERT fixture only. CI and the server never need it.
+# Idempotent: pip only runs when the requirements file changed since the last successful install (hash stamp).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 req="$root/scripts/requirements.txt"
+case "${1:-}" in
+  "") ;;
+  --torch)
+    venv="$root/.venv-torch"
+    req="$root/scripts/requirements-torch.txt"
+    ;;
+  *)
+    echo "usage: $0 [--torch]" >&2
+    exit 2
+    ;;
+esac
 stamp="$venv/.requirements.sha256"
 vpy="$venv/bin/python"
 
@@ -37,7 +51,7 @@ fi
 
 want="$("$vpy" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$req")"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "Installing scripts/requirements.txt into $venv ..." >&2
+  echo "Installing scripts/$(basename "$req") into $venv ..." >&2
   "$vpy" -m pip install -q --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"  # written only after pip succeeded
 fi
