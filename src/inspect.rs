@@ -11,7 +11,7 @@ use crate::model::{ModelError, ModelSpec, runtime};
 /// Prints the report; Ok(false) when the graph and manifest disagree.
 pub fn run(args: &InspectArgs) -> Result<bool, ModelError> {
     runtime::environment(args.onnxruntime_lib.as_deref())?;
-    let spec = ModelSpec::load(&args.model_dir)?;
+    let mut spec = ModelSpec::load(&args.model_dir)?;
     let options = SessionOptions {
         device: Device::Cpu,
         intra_threads: 1,
@@ -21,6 +21,7 @@ pub fn run(args: &InspectArgs) -> Result<bool, ModelError> {
         session::inputs(&open.session),
         session::outputs(&open.session),
     );
+    session::adopt_token_types(&mut spec, &inputs);
     let items = match &spec.kind {
         ModelKind::Recommender(r) => Catalogue::load(&r.items).map(|c| c.len()).unwrap_or(0),
         _ => 0,

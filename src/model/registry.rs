@@ -365,13 +365,7 @@ impl ModelRegistry {
                 session::outputs(&open.session),
             );
             let mut spec_io = spec.clone();
-            // A Hugging Face export has token_type_ids; feed zeros even when the manifest does not name it.
-            if let ModelKind::Text(t) = &mut spec_io.kind
-                && t.token_type_ids.is_none()
-                && inputs.iter().any(|i| i.name == "token_type_ids")
-            {
-                t.token_type_ids = Some("token_type_ids".into());
-            }
+            session::adopt_token_types(&mut spec_io, &inputs);
             if first.is_none() {
                 let problems = session::io_problems(&spec_io, &inputs, &outputs, items);
                 if !problems.is_empty() {

@@ -162,6 +162,16 @@ pub fn outputs(session: &Session) -> Vec<TensorInfo> {
         .collect()
 }
 
+/// A Hugging Face export has a `token_type_ids` input: feed it zeros even when the manifest does not name it.
+pub fn adopt_token_types(spec: &mut ModelSpec, inputs: &[TensorInfo]) {
+    if let ModelKind::Text(t) = &mut spec.kind
+        && t.token_type_ids.is_none()
+        && inputs.iter().any(|i| i.name == "token_type_ids")
+    {
+        t.token_type_ids = Some("token_type_ids".into());
+    }
+}
+
 /// Every way the graph differs from what the manifest promises; empty when they agree. `items` is the catalogue
 /// size of a recommender (its output width).
 pub fn io_problems(
