@@ -240,7 +240,7 @@ impl ModelSpec {
 
     /// Parses manifest text (split from `load` so tests need no files).
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<ModelSpec, ModelError> {
-        let m: Manifest =
+        let mut m: Manifest =
             toml::from_str(text).map_err(|e| ModelError::manifest(dir, e.to_string()))?;
         let bad = |msg: String| ModelError::manifest(dir, msg);
         if !is_route_safe(name) {
@@ -256,20 +256,7 @@ impl ModelSpec {
         }
         let kind = match m.kind.as_str() {
             "tabular" => {
-                let input = m
-                    .input
-                    .ok_or_else(|| bad("'input' (ONNX input tensor name) is required".into()))?;
-                let output = m
-                    .output
-                    .ok_or_else(|| bad("'output' (ONNX output tensor name) is required".into()))?;
-                if m.features.is_empty() {
-                    return Err(bad(
-                        "'features' must list the snapshot columns fed to the model".into(),
-                    ));
-                }
-                if let Some(dup) = first_duplicate(&m.features) {
-                    return Err(bad(format!("feature '{dup}' is listed twice")));
-                }
+                let (input, output, features) = feature_io(&mut m, &bad)?;
                 if m.labels.len() < 2 {
                     return Err(bad("'labels' must name at least two classes".into()));
                 }
@@ -294,33 +281,20 @@ impl ModelSpec {
                     output,
                     labels: m.labels,
                     positive,
-                    features: m.features,
+                    features,
                     missing: m.missing,
                     risk: m.risk,
                 })
             }
             "recommender" => {
-                let input = m
-                    .input
-                    .ok_or_else(|| bad("'input' (ONNX input tensor name) is required".into()))?;
-                let output = m
-                    .output
-                    .ok_or_else(|| bad("'output' (ONNX output tensor name) is required".into()))?;
-                if m.features.is_empty() {
-                    return Err(bad(
-                        "'features' must list the snapshot columns fed to the model".into(),
-                    ));
-                }
-                if let Some(dup) = first_duplicate(&m.features) {
-                    return Err(bad(format!("feature '{dup}' is listed twice")));
-                }
+                let (input, output, features) = feature_io(&mut m, &bad)?;
                 let items = m.items.ok_or_else(|| {
                     bad("'items' (the catalogue Parquet file) is required".into())
                 })?;
                 ModelKind::Recommender(RecommenderSpec {
                     input,
                     output,
-                    features: m.features,
+                    features,
                     missing: m.missing,
                     items: dir.join(items),
                     owned_column: m.owned_column,
@@ -391,6 +365,31 @@ impl ModelSpec {
     }
 }
 
+/// The input and output tensor names and the feature list that every snapshot-fed kind needs, checked.
+fn feature_io(
+    m: &mut Manifest,
+    bad: &impl Fn(String) -> ModelError,
+) -> Result<(String, String, Vec<String>), ModelError> {
+    let input = m
+        .input
+        .take()
+        .ok_or_else(|| bad("'input' (ONNX input tensor name) is required".into()))?;
+    let output = m
+        .output
+        .take()
+        .ok_or_else(|| bad("'output' (ONNX output tensor name) is required".into()))?;
+    let features = std::mem::take(&mut m.features);
+    if features.is_empty() {
+        return Err(bad(
+            "'features' must list the snapshot columns fed to the model".into(),
+        ));
+    }
+    if let Some(dup) = first_duplicate(&features) {
+        return Err(bad(format!("feature '{dup}' is listed twice")));
+    }
+    Ok((input, output, features))
+}
+
 fn is_route_safe(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -442,6 +441,45 @@ max_batch_size = 64
         assert_eq!(bands.band(0.1), RiskBand::Low);
         assert_eq!(bands.band(0.3), RiskBand::Medium);
         assert_eq!(bands.band(0.95), RiskBand::High);
+    }
+
+    #[test]
+    fn parses_recommender_and_text_manifests() {
+        let rec = "kind='recommender'\ninput='f'\noutput='s'\nfeatures=['a']\nitems='items.parquet'\nowned_column='owned'\n";
+        let spec = ModelSpec::parse("rec", Path::new("models/rec"), rec).unwrap();
+        let ModelKind::Recommender(r) = &spec.kind else {
+            panic!("recommender")
+        };
+        assert_eq!(
+            (r.items.as_path(), r.max_k),
+            (Path::new("models/rec/items.parquet"), 100)
+        );
+        assert_eq!(spec.owned_column(), Some("owned"));
+        let err = ModelSpec::parse(
+            "rec",
+            Path::new("m"),
+            &rec.replace("items='items.parquet'\n", ""),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("'items'"), "{err}");
+
+        let text = "kind='text'\ntokenizer='tokenizer.json'\noutput='logits'\nlabels=['neg','pos']\n[batching]\nmax_tokens=512\n";
+        let spec = ModelSpec::parse("s", Path::new("models/s"), text).unwrap();
+        let ModelKind::Text(t) = &spec.kind else {
+            panic!("text")
+        };
+        assert_eq!(
+            (t.input_ids.as_str(), t.max_length, spec.batching.max_tokens),
+            ("input_ids", 128, 512)
+        );
+        assert!(spec.feature_columns().is_empty());
+        let err = ModelSpec::parse(
+            "s",
+            Path::new("m"),
+            &text.replace("tokenizer='tokenizer.json'\n", ""),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("'tokenizer'"), "{err}");
     }
 
     #[test]
