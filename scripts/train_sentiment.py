@@ -1,0 +1,405 @@
+"""Train crmscore's sentiment model: a WordPiece tokenizer and a small transformer encoder over customer feedback.
+
+    scripts/setup-python.sh --torch && .venv-torch/bin/python scripts/train_sentiment.py
+
+Data: scripts/feedback_corpus.py (30,000 synthetic texts, --seed 42), split by template family, so the held-out
+accuracy is measured on sentence structures never seen in training.
+Tokenizer: BERT-style WordPiece trained on the training split only (lowercase, [CLS] ... [SEP] post-processor,
+[PAD] = 0, [UNK]); saved without truncation or padding settings: the server truncates to max_length itself.
+Model (PyTorch, CPU): token + learned position embeddings -> 2 pre-LN transformer blocks (d=128, 4 heads, FF 256)
+-> mean over real tokens (attention_mask) -> LayerNorm -> linear -> 3 logits (negative, neutral, positive).
+Padded keys get a -1e9 attention bias and are left out of the mean, so padding never changes a sentence's logits.
+
+Writes models/sentiment/{tokenizer.json, model.onnx, model.toml} and tests/fixtures/sentiment_expected.json
+(token ids and onnxruntime logits of 30 texts, each scored alone). Deterministic: fixed seeds and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import feedback_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = ROOT / "models" / "sentiment"
+FIXTURE_PATH = ROOT / "tests" / "fixtures" / "sentiment_expected.json"
+LABELS = list(feedback_corpus.LABELS)
+MAX_LENGTH = 128
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] first: id 0
+
+# Written by hand for this report, deliberately unlike the corpus templates (labels are the intended ones).
+HANDWRITTEN: list[tuple[str, str]] = [
+    ("Honestly the technician fixed everything in ten minutes, impressed", "positive"),
+    ("third time this month my invoice is wrong", "negative"),
+    ("can I change my delivery address?", "neutral"),
+    ("The router you sent last week keeps blinking orange and I still have no internet", "negative"),
+    ("Just wanted to say the lady at the Oxford Street shop was lovely to my grandmother", "positive"),
+    ("What time do you close on bank holidays?", "neutral"),
+    ("Why am I paying for 500 Mb when I get 40 on a good day", "negative"),
+    ("Moved over from my old network last month, best decision I've made this year", "positive"),
+    ("Please cancel the extra SIM on my account from the end of the month", "neutral"),
+    ("The new app update is gorgeous, but it logs me out every single day", "negative"),
+    ("No complaints, the phone arrived the next morning as promised", "positive"),
+    ("I need a copy of last year's statements for my mortgage application", "neutral"),
+]
+# Extra fixture texts: edge cases for the Rust tokenizer (unicode, emoji, accents, digits, very short, very long).
+EDGE_TEXTS = [
+    "ok",
+    "Great service 👍 thanks!!",
+    "Très bien, merci — the café-style store in Leeds is lovely",
+    "Order #48213: 2x USB-C chargers (30W) @ £19.99 each, deliver to 221B Baker St.",
+    "   WHY IS MY BILL £310???   ",
+    # Longer than max_length tokens: exercises truncation (the tail, including the verdict, is cut off).
+    "Dear team, I am writing for the fourth time about my broadband. " * 3
+    + "The engineer visit on Monday was cancelled twenty minutes before it started, the replacement router "
+    "restarts itself every hour, the helpline kept me on hold for ninety minutes and then cut me off, and the "
+    "refund I was promised in March still has not arrived. I work from home three days a week and I have lost "
+    "two days of pay because of this. I have been a customer for twelve years and I have never been treated "
+    "like this. Please escalate this complaint to a manager, release me from my contract without an exit fee "
+    "and refund every month in which the service did not work. Regards, Anna",
+]
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --- tokenizer ----------------------------------------------------------------------------------------------------
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                                lowercase=True)  # fmt: skip
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    assert tok.token_to_id("[PAD]") == 0 and tok.token_to_id("[UNK]") == 1
+    return tok
+
+
+def encode(tok, texts: list[str]) -> list[list[int]]:
+    """Token ids with [CLS]/[SEP], truncated to MAX_LENGTH: what the server computes from tokenizer.json."""
+    tok.enable_truncation(MAX_LENGTH)
+    try:
+        return [e.ids for e in tok.encode_batch(texts)]
+    finally:
+        tok.no_truncation()
+
+
+def drop_tokens(batch: list[list[int]], rate: float, rng: np.random.Generator) -> list[list[int]]:
+    """Training-time augmentation: each word piece (not [CLS]/[SEP]) becomes [UNK] with probability `rate`, so the
+    model cannot lean on one cue word and copes with words it never saw."""
+    if rate <= 0:
+        return batch
+    out = []
+    for ids in batch:
+        ids = np.array(ids)
+        hit = rng.random(len(ids)) < rate
+        hit[0] = hit[-1] = False
+        ids[hit] = 1  # [UNK]
+        out.append(ids.tolist())
+    return out
+
+
+def pad(batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    ids = torch.zeros(len(batch), width, dtype=torch.int64)
+    mask = torch.zeros(len(batch), width, dtype=torch.int64)
+    for i, row in enumerate(batch):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+# --- model --------------------------------------------------------------------------------------------------------
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block; attention written out so the ONNX graph is plain MatMul/Softmax."""
+
+    def __init__(self, d: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, d // heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, s, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) + bias  # bias: [b, 1, 1, s], -1e9 on padding
+        attended = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(b, s, d)
+        x = x + self.drop(self.out(attended))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class SentimentEncoder(nn.Module):
+    """input_ids, attention_mask int64 [batch, seq] -> logits float32 [batch, 3]."""
+
+    def __init__(self, vocab: int, d: int = 128, heads: int = 4, layers: int = 2, ff: int = 256,
+                 dropout: float = 0.1) -> None:  # fmt: skip
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, d, padding_idx=0)
+        self.positions = nn.Embedding(MAX_LENGTH, d)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, len(LABELS))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.drop(self.tokens(input_ids) + self.positions(positions))
+        mask = attention_mask.to(x.dtype)
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, bias)
+        pooled = (x * mask[:, :, None]).sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return self.head(self.norm(pooled))
+
+
+def logits_of(model: nn.Module, encoded: list[list[int]], batch: int = 256) -> np.ndarray:
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for lo in range(0, len(encoded), batch):
+            ids, mask = pad(encoded[lo : lo + batch])
+            out.append(model(ids.to(device), mask.to(device)).cpu().numpy())
+    return np.concatenate(out)
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(args.device == "cpu")  # CUDA would need CUBLAS_WORKSPACE_CONFIG
+    started = time.perf_counter()
+    corpus = feedback_corpus.generate_corpus(args.examples, args.seed)
+    train_set = [ex for ex in corpus if ex.split == "train"]
+    test_set = [ex for ex in corpus if ex.split == "test"]
+    log(f"corpus: {len(corpus):,} texts ({len(train_set):,} train, {len(test_set):,} held-out in families "
+        f"{sorted(feedback_corpus.HOLDOUT_FAMILIES)}) in {time.perf_counter() - started:.1f}s")  # fmt: skip
+
+    tok = train_tokenizer([ex.text for ex in train_set], args.vocab)
+    log(f"WordPiece tokenizer: {tok.get_vocab_size():,} tokens")
+    X_train, X_test = encode(tok, [ex.text for ex in train_set]), encode(tok, [ex.text for ex in test_set])
+    y_train = torch.tensor([LABELS.index(ex.label) for ex in train_set])
+    y_test = np.array([LABELS.index(ex.label) for ex in test_set])
+    lengths = np.array([len(ids) for ids in X_train])
+    log(f"tokens per text: mean {lengths.mean():.1f}, max {lengths.max()}")
+
+    model = SentimentEncoder(tok.get_vocab_size()).to(args.device)
+    y_train = y_train.to(args.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    batches_per_epoch = (len(X_train) + args.batch - 1) // args.batch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * batches_per_epoch,
+                                                   pct_start=0.1)  # fmt: skip
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    rng = np.random.default_rng(args.seed)
+    t = time.perf_counter()
+    for epoch in range(args.epochs):
+        model.train()
+        # Length-bucketed batches (shuffled within and across buckets): far less padding, same randomness.
+        order = rng.permutation(len(X_train))
+        chunks = [order[i : i + 50 * args.batch] for i in range(0, len(order), 50 * args.batch)]
+        batches = [c[np.argsort(lengths[c], kind="stable")][j : j + args.batch] for c in chunks
+                   for j in range(0, len(c), args.batch)]  # fmt: skip
+        total = correct = 0.0
+        for i in rng.permutation(len(batches)):
+            idx = batches[i]
+            ids, mask = pad(drop_tokens([X_train[j] for j in idx], args.token_dropout, rng))
+            logits = model(ids.to(args.device), mask.to(args.device))
+            loss = loss_fn(logits, y_train[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(1) == y_train[idx]).sum().item()
+        test_acc = float((logits_of(model, X_test).argmax(1) == y_test).mean())
+        log(f"  epoch {epoch + 1}/{args.epochs}: loss {total / len(X_train):.4f}, train acc {correct / len(X_train):.4f}, "
+            f"held-out acc {test_acc:.4f}")  # fmt: skip
+    log(f"trained ({sum(p.numel() for p in model.parameters()):,} parameters) in {time.perf_counter() - t:.1f}s")
+
+    pred = logits_of(model, X_test).argmax(1)
+    accuracy = float((pred == y_test).mean())
+    confusion = np.zeros((3, 3), dtype=int)
+    np.add.at(confusion, (y_test, pred), 1)
+    log(f"held-out accuracy {accuracy:.4f} on {len(y_test):,} texts; confusion (rows true, cols predicted "
+        f"{'/'.join(LABELS)}):\n{confusion}")  # fmt: skip
+    for family in sorted(feedback_corpus.HOLDOUT_FAMILIES):
+        rows = [i for i, ex in enumerate(test_set) if ex.family == family]
+        log(f"  {family:18s} {float((pred[rows] == y_test[rows]).mean()):.3f} ({len(rows)} texts)")
+
+    model = model.cpu()
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    tok.save(str(MODEL_DIR / "tokenizer.json"))
+    log(f"wrote {MODEL_DIR / 'tokenizer.json'} ({(MODEL_DIR / 'tokenizer.json').stat().st_size / 1e3:.0f} kB)")
+    onnx_path = MODEL_DIR / "model.onnx"
+    export_onnx(model, onnx_path)
+    session = verify_onnx(onnx_path, model, X_test)
+    report_handwritten(session, tok)
+    write_manifest(MODEL_DIR / "model.toml", accuracy=accuracy, holdout=len(y_test), confusion=confusion,
+                   vocab=tok.get_vocab_size(), trained=len(X_train), seed=args.seed)  # fmt: skip
+    write_fixture(session, tok, test_set)
+    log(f"done in {time.perf_counter() - started:.1f}s")
+
+
+def export_onnx(model: SentimentEncoder, path: Path) -> None:
+    import onnx
+
+    model.eval()
+    example = pad([[2, 100, 101, 3], [2, 102, 3]])
+    torch.onnx.export(
+        model, example, str(path), dynamo=False, opset_version=17, do_constant_folding=True,
+        input_names=["input_ids", "attention_mask"], output_names=["logits"],
+        dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                      "logits": {0: "batch"}},
+    )  # fmt: skip
+    onx = onnx.load(str(path))
+    onx.doc_string = "crmscore sentiment: logits over (negative, neutral, positive) for WordPiece token ids"
+    onnx.checker.check_model(onx, full_check=True)
+    onnx.save(onx, str(path))
+    log(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+def run_onnx(session, encoded: list[list[int]]) -> np.ndarray:
+    ids, mask = pad(encoded)
+    (logits,) = session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    return logits
+
+
+def verify_onnx(path: Path, model: SentimentEncoder, encoded: list[list[int]]):
+    """onnxruntime matches torch on padded batches, and padding does not change any text's logits."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sample = encoded[:512]
+    got = np.concatenate([run_onnx(session, sample[lo : lo + 64]) for lo in range(0, len(sample), 64)])
+    expected = logits_of(model, sample, batch=64)
+    diff = float(np.abs(got - expected).max())
+    log(f"onnxruntime {ort.__version__} vs torch on {len(sample)} held-out texts (batches of 64): max |diff| {diff:.2e}")
+    assert diff <= 1e-4, diff
+
+    # Each of 200 texts alone (no padding) vs inside batches of 16 padded to the batch's longest text.
+    texts = sorted(encoded[:200], key=len)[::-1]  # longest first: most texts in a batch are padded
+    alone = np.concatenate([run_onnx(session, [ids]) for ids in texts])
+    batched = np.concatenate([run_onnx(session, texts[lo : lo + 16]) for lo in range(0, len(texts), 16)])
+    # ...and one text padded far beyond its length, next to a text of MAX_LENGTH tokens.
+    long_batch = run_onnx(session, [texts[-1], list(range(5, 5 + MAX_LENGTH))])[0]
+    pad_diff = max(float(np.abs(alone - batched).max()), float(np.abs(long_batch - alone[-1]).max()))
+    padded = sum(len(texts[lo]) - len(t) for lo in range(0, len(texts), 16) for t in texts[lo : lo + 16])
+    log(f"padding invariance: 200 texts alone vs in padded batches of 16 ({padded} pad tokens) and one text padded "
+        f"to {MAX_LENGTH}: max |diff| {pad_diff:.2e}")  # fmt: skip
+    assert pad_diff <= 1e-5, pad_diff
+    return session
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def report_handwritten(session, tok) -> None:
+    log("hand-written texts (intended label -> predicted, probabilities negative/neutral/positive):")
+    right = 0
+    for text, label in HANDWRITTEN:
+        p = softmax(run_onnx(session, encode(tok, [text]))[0])
+        predicted = LABELS[int(p.argmax())]
+        right += predicted == label
+        log(f"  {'ok ' if predicted == label else 'MISS'} {label:8s} -> {predicted:8s} "
+            f"[{p[0]:.3f} {p[1]:.3f} {p[2]:.3f}]  {text}")  # fmt: skip
+    log(f"  {right}/{len(HANDWRITTEN)} as intended")
+
+
+def write_manifest(path: Path, *, accuracy: float, holdout: int, confusion: np.ndarray, vocab: int, trained: int,
+                   seed: int) -> None:  # fmt: skip
+    matrix = "[" + ", ".join("[" + ", ".join(str(v) for v in row) + "]" for row in confusion) + "]"
+    text = f"""\
+# crmscore model manifest — written by scripts/train_sentiment.py
+kind = "text"
+version = "1"
+description = "Transformer encoder (2 layers, d=128, 4 heads, mean-pooled) classifying customer feedback as negative, neutral or positive; trained on a synthetic CRM feedback corpus"
+tokenizer = "tokenizer.json"  # WordPiece, lowercase, [CLS] ... [SEP], [PAD] = 0; no truncation stored in it
+max_length = 128              # tokens incl. [CLS] and [SEP]; longer texts are truncated
+input_ids = "input_ids"       # ONNX input: int64 [batch, sequence]
+attention_mask = "attention_mask"  # ONNX input: int64 [batch, sequence], 1 = token, 0 = padding
+output = "logits"             # ONNX output: float32 [batch, len(labels)]
+labels = ["negative", "neutral", "positive"]
+
+[batching]
+max_batch_size = 64
+max_delay_us = 500
+queue_capacity = 1024
+workers = 1
+max_tokens = 8192
+
+[metadata]                      # held-out = template families never seen in training
+accuracy = {accuracy:.4f}
+holdout_rows = {holdout}
+confusion_matrix = {matrix}   # rows = true negative/neutral/positive, cols = predicted
+trained_rows = {trained}
+vocab_size = {vocab}
+trainer = "PyTorch {torch.__version__.split('+')[0]} transformer encoder (2 layers, d=128, 4 heads)"
+seed = {seed}
+"""
+    manifest = tomllib.loads(text)  # fail here, not in the server, if the TOML is malformed
+    assert manifest["labels"] == LABELS and manifest["metadata"]["confusion_matrix"] == confusion.tolist()
+    path.write_text(text, encoding="utf-8")
+    log(f"wrote {path}")
+
+
+def write_fixture(session, tok, test_set: list) -> None:
+    """30 texts: held-out corpus texts of every label (short and long), the hand-written ones and edge cases."""
+    rng = np.random.default_rng(7)
+    picks = []
+    for label in LABELS:
+        pool = [ex.text for ex in test_set if ex.label == label]
+        by_len = sorted(pool, key=len)
+        picks += [by_len[0], by_len[-1]] + [pool[i] for i in rng.choice(len(pool), 2, replace=False)]
+    texts = picks + [t for t, _ in HANDWRITTEN] + EDGE_TEXTS
+    assert len(texts) == 30 and len(set(texts)) == 30
+    encoded = encode(tok, texts)
+    assert max(len(ids) for ids in encoded) == MAX_LENGTH and len(tok.encode(EDGE_TEXTS[-1]).ids) > MAX_LENGTH
+    cases = [{"text": text, "input_ids": ids, "logits": [float(v) for v in run_onnx(session, [ids])[0]]}
+             for text, ids in zip(texts, encoded)]  # fmt: skip
+    FIXTURE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    body = ",\n".join(json.dumps(case, ensure_ascii=False) for case in cases)  # one case per line: readable diffs
+    FIXTURE_PATH.write_text(f'{{"max_length": {MAX_LENGTH}, "cases": [\n{body}\n]}}\n', encoding="utf-8")
+    log(f"wrote {FIXTURE_PATH} ({len(cases)} cases, {sum(len(c['input_ids']) for c in cases)} tokens; longest text "
+        f"{len(tok.encode(EDGE_TEXTS[-1]).ids)} tokens before truncation)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=42, help="corpus, split and torch seed (default 42)")
+    parser.add_argument("--examples", type=int, default=30_000, help="corpus size (default 30000)")
+    parser.add_argument("--vocab", type=int, default=6000, help="WordPiece vocabulary limit (default 6000)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--token-dropout", type=float, default=0.1, help="share of word pieces replaced by [UNK]")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads; fixed for reproducibility")
+    parser.add_argument("--device", default="cpu", help="torch device; the committed model is trained on cpu "
+                        "(cuda gives slightly different numbers but is handy for quick experiments)")
+    train(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
