@@ -199,12 +199,17 @@ impl BatchRunner for TextRunner {
         out.resize(base + sequences.len() * width, 0.0);
         let mut start = 0;
         while start < order.len() {
-            // Sorted ascending, so the last sequence taken is the longest of the call.
+            // Sorted ascending, so the last sequence taken is the longest of the call. A call also ends before
+            // padding would exceed the real tokens (one long text must not pad many short ones).
             let mut end = start + 1;
-            while end < order.len()
-                && end - start < max_rows.max(1)
-                && (end + 1 - start) * sequences[order[end]].len() <= self.max_tokens
-            {
+            let mut real = sequences[order[start]].len();
+            while end < order.len() && end - start < max_rows.max(1) {
+                let len = sequences[order[end]].len();
+                let padded = (end + 1 - start) * len;
+                if padded > self.max_tokens || padded > 2 * (real + len) {
+                    break;
+                }
+                real += len;
                 end += 1;
             }
             let chunk: Vec<&[i64]> = order[start..end].iter().map(|&i| sequences[i]).collect();
