@@ -237,7 +237,7 @@ def generate(n: int, seed: int, start_id: int = 0, chunk_index: int = 0) -> tupl
 
 CATALOGUE_SEED = 2025  # one fixed catalogue: every snapshot and the recommender share it, whatever the customer seed
 PRICE_BANDS = ("low", "mid", "high")
-N_STYLES = 4  # hidden shopper styles (value seeker, early adopter, home & family, business): see _style_logits
+N_STYLES = 4  # hidden shopper styles (value seeker, early adopter, home & family, business): see owned_items
 MAX_OWNED = 15
 _PREMIUM = ("Pro", "Premium", "Ultimate", "Max", "Unlimited", "4K", "1 Gb", "2 Gb", "Business", "Worldwide", "2TB",
             "5TB", "Month Pass", "Annual", "Priority", "Plus", "Family")  # fmt: skip
@@ -340,9 +340,9 @@ class Catalogue:
         self._build_samplers()
 
     def _build_samplers(self) -> None:
-        """Precomputes the item draw: P(item | category, band, style) does not depend on the customer, so one
-        concatenated CDF serves everyone. Group g = (category, style, band) owns the slice [start[g], start[g+1])
-        of `group_items`, and its CDF runs from g to g + 1 in `group_cdf` (one searchsorted for all draws)."""
+        """Precomputes the item draw: P(item | category, style, band) does not depend on the customer, so one
+        concatenated CDF serves everyone. The items of group g = (category, style, band) follow each other in
+        `group_items`, and their CDF runs from g to g + 1 in `group_cdf`: one searchsorted for all draws."""
         k, s, b = len(CATEGORIES), N_STYLES, len(PRICE_BANDS)
         self.log_mass = np.full((k, s, b), -np.inf)  # log total weight per group; -inf where the group is empty
         items, cdf = [], []
@@ -393,8 +393,8 @@ def owned_items(cols: Mapping[str, pa.Array | pa.ChunkedArray], rng: np.random.G
     cat = catalogue()
     n = len(cols["customer_id"])
 
-    def num(name: str, fill: float = 0.0) -> np.ndarray:
-        return np.nan_to_num(cols[name].to_numpy(zero_copy_only=False).astype(np.float64), nan=fill)
+    def num(name: str) -> np.ndarray:  # the columns used here are never NULL
+        return cols[name].to_numpy(zero_copy_only=False).astype(np.float64)
 
     segment = cols["segment"].to_numpy(zero_copy_only=False)
     smb, ent = (segment == "smb").astype(float), (segment == "enterprise").astype(float)
@@ -422,7 +422,7 @@ def owned_items(cols: Mapping[str, pa.Array | pa.ChunkedArray], rng: np.random.G
         -0.5 + 0.8 * smb + 1.0 * ent + 0.2 * age_c,                                    # security
         -0.7 + 1.0 * ent + 0.5 * smb + 0.4 * logins + 0.3 * num("paperless_billing"),  # cloud storage
         -0.3 + 0.4 * midlife + 0.3 * has_app + 0.3 * monthly,                          # smart home
-        -0.8 + 1.2 * ent + 0.4 * smb + 0.3 * data + 0.2 * (age_c < 1) * (age > 0),     # roaming packs
+        -0.8 + 1.2 * ent + 0.4 * smb + 0.3 * data + 0.2 * ((age >= 1) & (age <= 3)),  # roaming packs
         -0.9 + 0.5 * senior + 0.25 * tickets + 0.3 * smb,                              # support plans
     ]) + rng.normal(0.0, 0.7, (n, len(CATEGORIES)))  # fmt: skip
     band_pref = np.column_stack([

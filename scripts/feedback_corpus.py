@@ -18,7 +18,8 @@ Labelling rules (the label is fixed by the family, which is built so that the ru
     "overall ..." verdict decides a text that has one.
 
 Splitting is by family: ~20% of each label's families (HOLDOUT_FAMILIES) are held out entirely, so test accuracy
-measures unseen sentence structures (slot fillers are shared). Output is deterministic in (n, seed) and deduplicated across splits.
+measures unseen sentence structures (slot fillers are shared). Output is deterministic in (n, seed) and
+deduplicated across splits.
 
     examples = generate_corpus(30_000, seed=42)   # list[Example(text, label, family, channel, split)]
     python scripts/feedback_corpus.py --out /tmp/corpus.jsonl   # write it and print statistics and samples
@@ -55,7 +56,8 @@ SLOTS: dict[str, list[str]] = {
               "Mei", "Jack", "Zara", "Ben", "Ines", "Tariq", "Ruth", "Leo", "Amara", "Sean", "Yusuf", "Nina",
               "Pavel", "Laura", "Diego", "Holly", "Arjun", "Megan", "Bogdan", "Siobhan", "Kofi", "Hiroshi", "Aoife",
               "Gareth", "Rosa", "Ewan", "Jasmine", "Callum", "Deepa", "Malik", "Ingrid", "Femi", "Lucy", "Rhys",
-              "Carmen", "Stefan", "Nkechi", "Owen", "Bethany", "Kamal", "Agnieszka", "Dominic", "the agent", "your colleague", "the lady on the phone",
+              "Carmen", "Stefan", "Nkechi", "Owen", "Bethany", "Kamal", "Agnieszka", "Dominic", "the agent",
+              "your colleague", "the lady on the phone",
               "the guy on the chat", "the young man in the shop", "the engineer", "your technician"],
     "name": ["Anna", "Peter", "John", "Mary", "Ahmed", "Joanna", "Steve", "Karen", "Luis", "Wei", "Ola", "Chris",
              "Pat", "Sam", "Rob", "Julia", "Ibrahim", "Freya", "Harry", "Nadia", "Tomasz", "Bea", "Ken", "Lena",
@@ -216,9 +218,11 @@ DOMAINS: dict[str, Domain] = {
              "you sent me the wrong colour", "my order {order_no} was cancelled without any explanation",
              "the parcel was thrown over my fence", "the replacement {device} never turned up",
              "the returns label you emailed doesn't work", "I was charged for next-day delivery and it took a week",
-             "the courier was rude and refused to bring it upstairs", "my {device} was delivered to a neighbour I don't know",
-             "the delivery window was eight hours long and they still missed it", "the parcel was opened before it reached me",
-             "I paid for express shipping and got nothing", "the box was soaked through", "the courier's photo shows someone else's door"],
+             "the courier was rude and refused to bring it upstairs",
+             "my {device} was delivered to a neighbour I don't know",
+             "the delivery window was eight hours long and they still missed it",
+             "the parcel was opened before it reached me", "I paid for express shipping and got nothing",
+             "the box was soaked through", "the courier's photo shows someone else's door"],
         good=["my {device} arrived a day early", "the courier was polite and careful",
               "delivery was quick and the packaging was perfect", "the tracking was accurate to the minute",
               "the replacement arrived the next morning", "the driver called ahead and waited while I came down",
@@ -268,7 +272,8 @@ DOMAINS: dict[str, Domain] = {
               "my issue was resolved before I even finished my coffee", "the callback came within the hour",
               "the engineer arrived early and tidied up afterwards", "{agent} stayed on the line until it worked",
               "they fixed a problem I'd had for months", "the advisor knew exactly what to do",
-              "{agent} remembered my case and picked it up straight away", "the engineer even fixed my neighbour's line",
+              "{agent} remembered my case and picked it up straight away",
+              "the engineer even fixed my neighbour's line",
               "the chat advisor sent a clear step by step guide", "my complaint was taken seriously and resolved"],
         issue=["ticket {ticket}", "my unresolved complaint", "the missed engineer visit", "a dropped call",
                "the broken promise of a callback", "my open case"],
@@ -377,7 +382,8 @@ DOMAINS: dict[str, Domain] = {
              "my appointment in {city} was double booked", "nobody in the shop knew how to transfer my data",
              "the shop sold me a case that doesn't fit", "they wouldn't let me in without an appointment",
              "the staff were chatting among themselves and ignored the queue"],
-        good=["the staff at the {city} store were friendly and patient", "{agent} in the shop set up my new phone for me",
+        good=["the staff at the {city} store were friendly and patient",
+              "{agent} in the shop set up my new phone for me",
               "the return in store took two minutes", "nobody pushed me to buy anything",
               "the store transferred all my photos to the new phone", "{agent} found me a cheaper plan",
               "I was seen straight away even without an appointment", "the shop fixed my screen while I waited",
@@ -489,7 +495,9 @@ def bad_clause(f: Filler) -> str:
     if r < 0.85:
         adj = f(NEG_PEOPLE if person and f.chance(0.6) else NEG_ADJ)
         return f"{subject} {_is_are(subject)} {_graded(f, adj)}"
-    return f"{subject} {_has(subject)} {f(['gone downhill', 'let me down again', 'been a disaster', 'been a total letdown', 'become unbearable', 'got worse every month'])}"
+    worse = f(["gone downhill", "let me down again", "been a disaster", "been a total letdown", "become unbearable",
+               "got worse every month"])
+    return f"{subject} {_has(subject)} {worse}"
 
 
 def good_clause(f: Filler) -> str:
@@ -501,7 +509,9 @@ def good_clause(f: Filler) -> str:
     if r < 0.85:
         adj = f(POS_PEOPLE if person and f.chance(0.6) else POS_ADJ)
         return f"{subject} {_is_are(subject)} {_graded(f, adj)}"
-    return f"{subject} {_has(subject)} {f(['been a pleasure', 'got better and better', 'been spot on', 'been worth every penny', 'exceeded my expectations', 'made my life so much easier'])}"
+    better = f(["been a pleasure", "got better and better", "been spot on", "been worth every penny",
+                "exceeded my expectations", "made my life so much easier"])
+    return f"{subject} {_has(subject)} {better}"
 
 
 # --- template families --------------------------------------------------------------------------------------------
@@ -665,7 +675,8 @@ def n_short(f: Filler) -> str:
 def n_story(f: Filler) -> str:
     d = _domain(f)
     return _cap(f(d.fact)) + ". " + _cap(f(d.bad)) + ". " + _cap(f([
-        f"I called and {f(['was told to wait', 'nobody knew anything', 'got cut off', 'was promised a fix that never came'])}.",
+        "I called and " + f(["was told to wait", "nobody knew anything", "got cut off",
+                             "was promised a fix that never came"]) + ".",
         f"Now {bad_clause(f)}.", f"I'm {_adv(f)}{f(NEG_FEEL)}.", f"{f(CONNECTIVE)} {bad_clause(f)}.",
     ]))
 
@@ -674,9 +685,10 @@ def n_long(f: Filler) -> str:
     d = _domain(f)
     return " ".join([
         _cap(f(d.fact)) + ".", _cap(f(d.bad)) + ".",
-        f(["I have called {n} times and", "I emailed twice and", "I spoke to {agent} on {day} and", "I used the chat and"]),
-        f(["nobody has got back to me.", "was promised a fix that never came.", "was told it would be sorted in 48 hours.",
-           "got passed from one department to another."]),
+        f(["I have called {n} times and", "I emailed twice and", "I spoke to {agent} on {day} and",
+           "I used the chat and"]),
+        f(["nobody has got back to me.", "was promised a fix that never came.",
+           "was told it would be sorted in 48 hours.", "got passed from one department to another."]),
         f(CONNECTIVE) + " " + bad_clause(f) + ".",
         f(["I've been a customer for {years} years and this is how I'm treated.", "I'm paying full price for this.",
            "Frankly I'm " + f(NEG_FEEL) + ".", "This has taken hours of my time."]),
@@ -690,7 +702,8 @@ def p_long(f: Filler) -> str:
     return " ".join([
         _cap(f(d.fact)) + ".", f(["I was a bit worried about", "I wasn't sure what to expect from", "I'd put off"]),
         f(d.task) + f([" but", ", but", " and honestly"]), f(d.good) + ".", f(CONNECTIVE) + " " + good_clause(f) + ".",
-        f(["{agent} even followed up the next day to check everything was fine.", "It all took less time than I expected.",
+        f(["{agent} even followed up the next day to check everything was fine.",
+           "It all took less time than I expected.",
            "Everything was explained clearly and nothing was left for me to do."]),
         f(["I've already recommended you to {person}.", "Thanks to everyone involved.", "Really impressed, thank you.",
            "Keep up the good work."]),
@@ -701,8 +714,9 @@ def u_long(f: Filler) -> str:
     d, e = _domain(f), _domain(f)
     return " ".join([
         _cap(f(d.fact)) + ".", _cap(f(e.fact)) + ".", _cap(f(d.question)) + "?",
-        f(["Also, could you", "In the meantime, please", "And can you", "Separately, I'd like you to"]) + " " + f(d.request)
-        + f([".", "?", "."]), f(["Thanks in advance.", "Let me know if you need anything else from me.", "", "Regards."]),
+        f(["Also, could you", "In the meantime, please", "And can you", "Separately, I'd like you to"]) + " "
+        + f(d.request) + f([".", "?", "."]),
+        f(["Thanks in advance.", "Let me know if you need anything else from me.", "", "Regards."]),
     ]).strip()  # fmt: skip
 
 
@@ -758,7 +772,8 @@ def p_negated_problem(f: Filler) -> str:
         f"no problems at all with {subject}.", f"never had an issue with {subject}.",
         f"not a single problem since {{month}}.", f"nothing to complain about, {f(d.good)}.",
         f"I can't fault {subject}.", f"couldn't be happier with {subject}.", f"can't complain, {f(d.good)}.",
-        f"{subject} {_has(subject)} never let me down.", f"no complaints whatsoever.", f"not one dropout in {{n}} months.",
+        f"{subject} {_has(subject)} never let me down.", "no complaints whatsoever.",
+        "not one dropout in {n} months.",
         f"zero issues with {subject} so far.", f"no hassle at all with {f(d.task)}.",
         f"no fuss, no waiting, {f(d.good)}.", f"I haven't had a single problem with {subject}.",
         f"nothing but good things to say about {subject}.", f"never once had to chase you, {f(d.good)}.",
@@ -789,7 +804,8 @@ def p_recommend(f: Filler) -> str:
     d = _domain(f)
     subject, _ = _subject(f, d)
     return _cap(f([
-        f"I'd {f(['definitely', 'happily', 'without hesitation', '100%'])} recommend {subject} to {f(['friends', 'anyone', 'my family', 'everyone'])}.",
+        f"I'd {f(['definitely', 'happily', 'without hesitation', '100%'])} recommend {subject} to "
+        f"{f(['friends', 'anyone', 'my family', 'everyone'])}.",
         f"would recommend. {_cap(f(d.good))}.", f"already recommended you to {{person}}, {f(d.good)}.",
         f"recommended! {_cap(f(d.good))}.", f"{f(d.good)}, so I've told all my friends to switch.",
     ]))
@@ -798,8 +814,11 @@ def p_recommend(f: Filler) -> str:
 def p_solved(f: Filler) -> str:
     d = _domain(f)
     return _cap(f([
-        f"I had {f(d.issue)} but {{agent}} {f(['fixed it', 'sorted it', 'resolved it', 'dealt with it'])} {f(['straight away', 'in minutes', 'the same day', 'on the first call'])}.",
-        f"after {f(d.issue)}, {f(d.good)}.", f"{f(d.issue)} was sorted {f(['quickly', 'within the hour', 'the same day', 'without fuss'])}, {f(['thank you', 'very impressed', 'great work', 'well done'])}.",
+        f"I had {f(d.issue)} but {{agent}} {f(['fixed it', 'sorted it', 'resolved it', 'dealt with it'])} "
+        f"{f(['straight away', 'in minutes', 'the same day', 'on the first call'])}.",
+        f"after {f(d.issue)}, {f(d.good)}.",
+        f"{f(d.issue)} was sorted {f(['quickly', 'within the hour', 'the same day', 'without fuss'])}, "
+        f"{f(['thank you', 'very impressed', 'great work', 'well done'])}.",
         f"my {f(['problem', 'issue', 'complaint'])} with {f(d.issue)} is now resolved and {f(d.good)}.",
     ]))
 
@@ -807,7 +826,8 @@ def p_solved(f: Filler) -> str:
 def p_loyal(f: Filler) -> str:
     d = _domain(f)
     return _cap(f([
-        f"I've been with you for {{years}} years and {f(d.good)}.", f"{{years}} years a customer and still {f(POS_FEEL)}.",
+        f"I've been with you for {{years}} years and {f(d.good)}.",
+        f"{{years}} years a customer and still {f(POS_FEEL)}.",
         f"loyal customer for {{years}} years, {f(POS_ADJ)} as always.",
         f"{{years}} years with you and never a reason to leave.",
     ]))
@@ -817,7 +837,8 @@ def p_comparison(f: Filler) -> str:
     d = _domain(f)
     subject, _ = _subject(f, d)
     return _cap(f([
-        f"{subject} is {f(['much', 'far', 'so much', 'a lot'])} better than {f(['my old provider', 'before', 'I expected', 'last year'])}.",
+        f"{subject} is {f(['much', 'far', 'so much', 'a lot'])} better than "
+        f"{f(['my old provider', 'before', 'I expected', 'last year'])}.",
         f"since switching to {{product}}, {f(d.good)}.", f"best provider I've had, {f(d.good)}.",
         f"way better than my last network, {f(d.good)}.",
     ]))
@@ -868,7 +889,8 @@ def u_order(f: Filler) -> str:
     qty = f(["", " x1", " x2", ", two of them", ", quantity 3"])
     return _cap(f([f"I'd like to order {{product}}{qty}.", f"please add {{product}} to order {{order_no}}.",
                    f"order: {{product}}{qty}, deliver to {{city}}.", f"I want to buy {{product}} for {{person}}.",
-                   f"can I order {{product}} online and collect in {{city}}?", f"I'll take {{product}} on the 24 month plan.",
+                   f"can I order {{product}} online and collect in {{city}}?",
+                   f"I'll take {{product}} on the 24 month plan.",
                    f"please put through an order for {{product}}.", f"new order: {{product}} and {{product}}."]))
 
 
@@ -900,8 +922,10 @@ def u_status(f: Filler) -> str:
     d = _domain(f)
     return _cap(f([f"any update on {f(d.issue)}?", f"could you check the status of {f(d.issue)}?",
                    f"I'm following up on {f(d.issue)}, reference {{ticket}}.", f"what's the latest on {f(d.issue)}?",
-                   f"is there any news about {f(d.issue)}?", f"I'm getting in touch about {f(d.issue)}. {_cap(f(d.question))}?",
-                   f"regarding {f(d.issue)}: {f(d.question)}?", f"please confirm you received my message about {f(d.issue)}."]))
+                   f"is there any news about {f(d.issue)}?",
+                   f"I'm getting in touch about {f(d.issue)}. {_cap(f(d.question))}?",
+                   f"regarding {f(d.issue)}: {f(d.question)}?",
+                   f"please confirm you received my message about {f(d.issue)}."]))
 
 
 def u_lukewarm(f: Filler) -> str:
@@ -910,25 +934,31 @@ def u_lukewarm(f: Filler) -> str:
     return _cap(f([f"{subject} is okay, nothing special.", f"{subject} does the job.", f"{subject} is fine I suppose.",
                    f"{subject} is average, about what I expected.", f"no strong feelings about {subject}.",
                    f"{subject} is alright, neither good nor bad.", f"{subject} is {f(DOWNTONER)} basic but it works.",
-                   f"it's fine. {_cap(subject)} {_is_are(subject)} what it is.", f"{subject} is acceptable for the price.",
+                   f"it's fine. {_cap(subject)} {_is_are(subject)} what it is.",
+                   f"{subject} is acceptable for the price.",
                    f"{subject}: standard, as expected."]))
 
 
 def u_confirm(f: Filler) -> str:
     d = _domain(f)
-    return _cap(f([f"just confirming I received {f(['the SIM', 'your email', 'the new {device}', 'the contract', 'the letter', 'my PIN'])}.",
-                   f"noted, I'll {f(['wait for the engineer', 'keep an eye on the tracking', 'check the app later', 'call back on {day}'])}.",
+    got = f(["the SIM", "your email", "the new {device}", "the contract", "the letter", "my PIN"])
+    then = f(["wait for the engineer", "keep an eye on the tracking", "check the app later", "call back on {day}"])
+    return _cap(f([f"just confirming I received {got}.", f"noted, I'll {then}.",
                    f"received the {{device}}, will set it up tonight.", f"ok, I'll send {{document}} today.",
-                   f"attached is {{document}}. {_cap(f(d.question))}?", f"thanks for the update, I'll check again on {{day}}.",
+                   f"attached is {{document}}. {_cap(f(d.question))}?",
+                   f"thanks for the update, I'll check again on {{day}}.",
                    f"I've sent {{document}} as requested."]))
 
 
 def u_negated(f: Filler) -> str:
     d = _domain(f)
-    return _cap(f([f"I don't need {{product}} anymore, please remove it.", f"I haven't received my PIN yet, when should it arrive?",
-                   f"I no longer live in {{city}}, please {f(d.request)}.", f"I don't use the landline, can it be removed?",
+    return _cap(f([f"I don't need {{product}} anymore, please remove it.",
+                   f"I haven't received my PIN yet, when should it arrive?",
+                   f"I no longer live in {{city}}, please {f(d.request)}.",
+                   f"I don't use the landline, can it be removed?",
                    f"I didn't get a reference number for my call on {{day}}, could you send it?",
-                   f"I won't be home on {{day}}, {f(d.request)} please.", f"not sure which plan I'm on, {f(d.question)}?",
+                   f"I won't be home on {{day}}, {f(d.request)} please.",
+                   f"not sure which plan I'm on, {f(d.question)}?",
                    f"I haven't decided yet, {f(d.question)}?", f"I don't have a printer, can you email me the form?"]))
 
 
@@ -943,8 +973,8 @@ def u_chat_short(f: Filler) -> str:
 def u_call(f: Filler) -> str:
     d = _domain(f)
     who = f(["Customer", "Cust", "Caller", "Mr {surname}", "Ms {surname}", "Mrs {surname}", "Account holder"])
-    done = f(["Sent info by email.", "Advised and closed.", "Updated account.", "Booked for {day}.", "No further action.",
-              "Transferred to sales.", "Sent link by SMS.", "Will call back on {day}."])
+    done = f(["Sent info by email.", "Advised and closed.", "Updated account.", "Booked for {day}.",
+              "No further action.", "Transferred to sales.", "Sent link by SMS.", "Will call back on {day}."])
     return f([f"{who} called to ask {f(d.question)}. {done}", f"{who} requested to {f(d.request)}. {done}",
               f"Call note: {who.lower()} asked {f(d.question)}. {done}", f"{who} called, {f(d.fact)}. {done}",
               f"{who} rang re {f(d.issue)}, wanted an update only. {done}"])
@@ -953,7 +983,8 @@ def u_call(f: Filler) -> str:
 FAMILIES: dict[str, tuple[str, tuple[str, ...], float, object]] = {
     "n_event": (NEG, WRITTEN, 2.0, n_event), "n_feeling": (NEG, WRITTEN, 1.2, n_feeling),
     "n_judgement": (NEG, WRITTEN, 1.2, n_judgement), "n_negated_praise": (NEG, WRITTEN, 1.2, n_negated_praise),
-    "n_never": (NEG, WRITTEN, 1.0, n_never), "n_negated_feeling": (NEG, WRITTEN, 0.8, n_negated_feeling), "n_rhetorical": (NEG, WRITTEN, 0.8, n_rhetorical),
+    "n_never": (NEG, WRITTEN, 1.0, n_never), "n_negated_feeling": (NEG, WRITTEN, 0.8, n_negated_feeling),
+    "n_rhetorical": (NEG, WRITTEN, 0.8, n_rhetorical),
     "n_leave": (NEG, WRITTEN, 0.8, n_leave), "n_mixed": (NEG, WRITTEN, 1.6, n_mixed),
     "n_sarcasm": (NEG, WRITTEN, 0.5, n_sarcasm), "n_repeat": (NEG, WRITTEN, 0.8, n_repeat),
     "n_consequence": (NEG, WRITTEN, 0.7, n_consequence), "n_comparison": (NEG, WRITTEN, 0.7, n_comparison),

@@ -3,7 +3,8 @@ export one, to prove that such a model drops into crmscore as a `text` model.
 
     scripts/setup-python.sh --torch && .venv-torch/bin/python scripts/make_bert_fixture.py
 
-Nothing is downloaded: the vocabulary is a WordPiece trained on the feedback corpus (scripts/feedback_corpus.py)
+Nothing is downloaded: the vocabulary is a WordPiece trained on the feedback corpus (scripts/feedback_corpus.py,
+with train_sentiment's deterministic trainer)
 and the model comes from a BertConfig (hidden 32, 2 layers, 2 heads, intermediate 64, 3 labels, 128 positions,
 fixed torch seed). The tokenizer goes through BertTokenizerFast.save_pretrained, so tokenizer.json is the standard
 HF layout (BertNormalizer, BertPreTokenizer, WordPiece, [CLS] $A [SEP] template post-processor).
@@ -22,12 +23,14 @@ import json
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import feedback_corpus
+from train_sentiment import wordpiece_vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "tests" / "fixtures" / "tiny-bert"
@@ -52,17 +55,14 @@ def log(msg: str) -> None:
 
 def build_tokenizer(tmp: Path, vocab_size: int):
     """WordPiece vocabulary from the corpus, wrapped and saved the way HF does it; returns the reloaded tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import normalizers, pre_tokenizers
     from transformers import BertTokenizerFast
 
     texts = [ex.text for ex in feedback_corpus.generate_corpus(30_000, seed=42) if ex.split == "train"]
-    wp = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    wp.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wp.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))  # fmt: skip
-    vocab = sorted(wp.get_vocab().items(), key=lambda kv: kv[1])
-    (tmp / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for text in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = wordpiece_vocab(words, vocab_size)  # deterministic, unlike tokenizers' WordPieceTrainer
+    (tmp / "vocab.txt").write_text("".join(token + "\n" for token in vocab), encoding="utf-8")
     hf = BertTokenizerFast(vocab=str(tmp / "vocab.txt"), do_lower_case=True)
     hf.model_max_length = MAX_LENGTH
     hf.save_pretrained(str(tmp / "hf"))
@@ -72,7 +72,7 @@ def build_tokenizer(tmp: Path, vocab_size: int):
 def check_tokenizer_json(path: Path) -> None:
     spec = json.loads(path.read_text(encoding="utf-8"))
     post = spec["post_processor"]
-    assert spec["model"]["type"] == "WordPiece" and spec["normalizer"]["type"] == "BertNormalizer", spec["model"]["type"]
+    assert spec["model"]["type"] == "WordPiece" and spec["normalizer"]["type"] == "BertNormalizer", spec["model"]
     assert post["type"] == "TemplateProcessing", post["type"]
     assert [p.get("SpecialToken", {}).get("id") for p in post["single"]] == ["[CLS]", None, "[SEP]"], post["single"]
     assert spec["model"]["vocab"]["[PAD]"] == 0
@@ -130,8 +130,9 @@ def main() -> None:
         return session.run(["logits"], {"input_ids": arr, "attention_mask": mask,
                                         "token_type_ids": np.zeros_like(arr)})[0]  # fmt: skip
 
+    untruncated = len(tokenizer.backend_tokenizer.encode(TEXTS[-1]).ids)  # (the HF call below sets truncation)
     encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in TEXTS]
-    assert len(encoded[-1]) == MAX_LENGTH and len(tokenizer(TEXTS[-1])["input_ids"]) > MAX_LENGTH
+    assert len(encoded[-1]) == MAX_LENGTH and untruncated > MAX_LENGTH, untruncated
     alone = np.concatenate([run([ids]) for ids in encoded])
     with torch.no_grad():
         expected = np.concatenate([model(torch.tensor([ids]))[0].numpy() for ids in encoded])

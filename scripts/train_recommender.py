@@ -15,7 +15,9 @@ owned items; both the model and a popularity baseline (training purchase counts)
 owned items, and recall@10 / NDCG@10 of the hidden item are reported.
 
 Writes models/recommendation/{model.onnx, model.toml, items.parquet} (items in score-column order) and
-tests/fixtures/recommendation_expected.json (top-10 for 25 sample-snapshot customers, from onnxruntime).
+tests/fixtures/recommendation_expected.json (top-10 for 25 sample-snapshot customers, from onnxruntime; the
+snapshot must be current: `.venv/bin/python scripts/train_models.py --snapshot-only` rewrites it after a change to
+crm_data's purchase model, and this script refuses a stale one).
 Deterministic: fixed seeds and a fixed torch thread count.
 """
 
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "models" / "recommendation"
 SAMPLE_PATH = ROOT / "snapshots" / "customers-sample.parquet"
 FIXTURE_PATH = ROOT / "tests" / "fixtures" / "recommendation_expected.json"
+SNAPSHOT_SEED = 43  # scripts/train_models.py writes the sample snapshot with its seed 42 + 1
 K = 10
 FEATURES = crm_data.FEATURE_NAMES  # the churn model's 21 columns: what the snapshot carries for every customer
 # Heavy-tailed, non-negative columns: log1p before standardising so a few large values do not dominate.
@@ -118,7 +121,8 @@ def train(args: argparse.Namespace) -> None:
     train_rows = np.flatnonzero(~is_test & ~null & (counts > 0))
     test_rows = np.flatnonzero(is_test & ~null & (counts > 0))
     log(f"generated {len(X):,} customers ({time.perf_counter() - started:.1f}s): {len(train_rows):,} train and "
-        f"{len(test_rows):,} held-out customers with purchases, {counts[train_rows].mean():.2f} items each")  # fmt: skip
+        f"{len(test_rows):,} held-out customers with purchases, "
+        f"{counts[train_rows].mean():.2f} items each")  # fmt: skip
 
     popularity = np.bincount(np.concatenate([items[offsets[r] : offsets[r + 1]] for r in train_rows]),
                              minlength=cat.size).astype(np.int64)  # fmt: skip
@@ -229,7 +233,8 @@ def write_manifest(path: Path, *, recall: float, ndcg: float, pop_recall: float,
 # crmscore model manifest — written by scripts/train_recommender.py
 kind = "recommender"
 version = "1"
-description = "Two-tower recommender (customer-feature MLP x item embeddings) over the 800-item product catalogue, trained on synthetic CRM purchase histories"
+description = "Two-tower recommender (customer-feature MLP x item embeddings) over an 800-item catalogue, \
+trained on synthetic CRM purchase histories"
 input = "features"            # ONNX input: float32 [batch, len(features)]; NaN = missing (imputed in the graph)
 output = "scores"             # ONNX output: float32 [batch, items], columns in items.parquet row order
 features = [                  # snapshot columns, in input column order
@@ -289,6 +294,9 @@ def write_fixture(onnx_path: Path, ids: np.ndarray) -> None:
     import onnxruntime as ort
 
     sample = pq.read_table(SAMPLE_PATH)
+    regenerated, _ = crm_data.generate(sample.num_rows, SNAPSHOT_SEED)
+    assert sample["owned_items"].equals(regenerated["owned_items"]), (
+        f"{SAMPLE_PATH} is stale: run `.venv/bin/python scripts/train_models.py --snapshot-only` first")
     X = crm_data.feature_matrix(sample)
     rows = fixture_customers(sample, X)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

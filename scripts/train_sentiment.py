@@ -5,7 +5,10 @@
 Data: scripts/feedback_corpus.py (30,000 synthetic texts, --seed 42), split by template family, so the held-out
 accuracy is measured on sentence structures never seen in training.
 Tokenizer: BERT-style WordPiece trained on the training split only (lowercase, [CLS] ... [SEP] post-processor,
-[PAD] = 0, [UNK]); saved without truncation or padding settings: the server truncates to max_length itself.
+[PAD] = 0, [UNK]) with a deterministic re-implementation of tokenizers' WordPiece trainer (wordpiece_vocab);
+saved without truncation or padding settings: the server truncates to max_length itself.
+Training: AdamW with a one-cycle schedule, 8 epochs, label smoothing, 10% of word pieces replaced by [UNK]. The
+held-out accuracy printed after each epoch is only watched, never used to pick a model.
 Model (PyTorch, CPU): token + learned position embeddings -> 2 pre-LN transformer blocks (d=128, 4 heads, FF 256)
 -> mean over real tokens (attention_mask) -> LayerNorm -> linear -> 3 logits (negative, neutral, positive).
 Padded keys get a -1e9 attention bias and are left out of the mean, so padding never changes a sentence's logits.
@@ -17,11 +20,13 @@ Writes models/sentiment/{tokenizer.json, model.onnx, model.toml} and tests/fixtu
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import sys
 import time
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +81,68 @@ def log(msg: str) -> None:
 
 # --- tokenizer ----------------------------------------------------------------------------------------------------
 
-def train_tokenizer(texts: list[str], vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def wordpiece_vocab(words: Counter, vocab_size: int) -> list[str]:
+    """WordPiece vocabulary the way tokenizers' WordPieceTrainer builds one (BPE merges over "##"-prefixed
+    characters, most frequent pair first, until vocab_size or nothing is left to merge), but deterministic:
+    ties go to the smallest pair. (The Rust trainer breaks ties in HashMap order, so its vocabulary, even its
+    token set, changes from run to run.)"""
+    names = sorted(words)
+    seqs = [[w[0]] + ["##" + ch for ch in w[1:]] for w in names]
+    freq = [words[w] for w in names]
+    vocab = SPECIALS + sorted({piece for seq in seqs for piece in seq})
+    count: Counter = Counter()
+    where: dict[tuple[str, str], set[int]] = {}
+    for i, seq in enumerate(seqs):
+        for pair in zip(seq, seq[1:]):
+            count[pair] += freq[i]
+            where.setdefault(pair, set()).add(i)
+    heap = [(-c, pair) for pair, c in count.items()]
+    heapq.heapify(heap)
+    while heap and len(vocab) < vocab_size:
+        c, pair = heapq.heappop(heap)
+        if count.get(pair, 0) != -c or c == 0:
+            continue  # stale entry: the pair's count changed after it was pushed
+        a, b = pair
+        merged = a + b[2:]
+        vocab.append(merged)
+        changed = set()
+        for i in sorted(where.pop(pair)):
+            seq, out, j = seqs[i], [], 0
+            for p in zip(seq, seq[1:]):
+                count[p] -= freq[i]
+                changed.add(p)
+            while j < len(seq):
+                if j + 1 < len(seq) and seq[j] == a and seq[j + 1] == b:
+                    out.append(merged)
+                    j += 2
+                else:
+                    out.append(seq[j])
+                    j += 1
+            seqs[i] = out
+            for p in zip(out, out[1:]):
+                count[p] += freq[i]
+                where.setdefault(p, set()).add(i)
+                changed.add(p)
+        del count[pair]
+        for p in changed - {pair}:
+            if count[p] > 0:
+                heapq.heappush(heap, (-count[p], p))
+    return vocab
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
-                                                lowercase=True)  # fmt: skip
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                            lowercase=True)  # fmt: skip
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for text in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    vocab = wordpiece_vocab(words, vocab_size)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]",
+                                     max_input_chars_per_word=100))  # fmt: skip
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     tok.decoder = decoders.WordPiece(prefix="##")
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIALS))
+    tok.add_special_tokens(SPECIALS)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -207,8 +265,8 @@ def train(args: argparse.Namespace) -> None:
     y_train = y_train.to(args.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     batches_per_epoch = (len(X_train) + args.batch - 1) // args.batch
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * batches_per_epoch,
-                                                   pct_start=0.1)  # fmt: skip
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, total_steps=args.epochs * batches_per_epoch, pct_start=0.1)  # fmt: skip
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     rng = np.random.default_rng(args.seed)
     t = time.perf_counter()
@@ -233,8 +291,8 @@ def train(args: argparse.Namespace) -> None:
             total += loss.item() * len(idx)
             correct += (logits.argmax(1) == y_train[idx]).sum().item()
         test_acc = float((logits_of(model, X_test).argmax(1) == y_test).mean())
-        log(f"  epoch {epoch + 1}/{args.epochs}: loss {total / len(X_train):.4f}, train acc {correct / len(X_train):.4f}, "
-            f"held-out acc {test_acc:.4f}")  # fmt: skip
+        log(f"  epoch {epoch + 1}/{args.epochs}: loss {total / len(X_train):.4f}, "
+            f"train acc {correct / len(X_train):.4f}, held-out acc {test_acc:.4f}")  # fmt: skip
     log(f"trained ({sum(p.numel() for p in model.parameters()):,} parameters) in {time.perf_counter() - t:.1f}s")
 
     pred = logits_of(model, X_test).argmax(1)
@@ -294,7 +352,8 @@ def verify_onnx(path: Path, model: SentimentEncoder, encoded: list[list[int]]):
     got = np.concatenate([run_onnx(session, sample[lo : lo + 64]) for lo in range(0, len(sample), 64)])
     expected = logits_of(model, sample, batch=64)
     diff = float(np.abs(got - expected).max())
-    log(f"onnxruntime {ort.__version__} vs torch on {len(sample)} held-out texts (batches of 64): max |diff| {diff:.2e}")
+    log(f"onnxruntime {ort.__version__} vs torch on {len(sample)} held-out texts (batches of 64): "
+        f"max |diff| {diff:.2e}")
     assert diff <= 1e-4, diff
 
     # Each of 200 texts alone (no padding) vs inside batches of 16 padded to the batch's longest text.
@@ -335,7 +394,8 @@ def write_manifest(path: Path, *, accuracy: float, holdout: int, confusion: np.n
 # crmscore model manifest — written by scripts/train_sentiment.py
 kind = "text"
 version = "1"
-description = "Transformer encoder (2 layers, d=128, 4 heads, mean-pooled) classifying customer feedback as negative, neutral or positive; trained on a synthetic CRM feedback corpus"
+description = "Transformer encoder (2 layers, d=128, 4 heads, mean-pooled) classifying customer feedback as \
+negative, neutral or positive; trained on a synthetic CRM feedback corpus"
 tokenizer = "tokenizer.json"  # WordPiece, lowercase, [CLS] ... [SEP], [PAD] = 0; no truncation stored in it
 max_length = 128              # tokens incl. [CLS] and [SEP]; longer texts are truncated
 input_ids = "input_ids"       # ONNX input: int64 [batch, sequence]
