@@ -568,15 +568,7 @@ impl ModelRegistry {
 
     /// Snapshot columns needed by any model, in first-use order (models by name), each once.
     pub fn feature_columns(&self) -> Vec<String> {
-        let mut columns: Vec<String> = Vec::new();
-        for model in self.models.load().values() {
-            for f in model.spec.feature_columns() {
-                if !columns.contains(f) {
-                    columns.push(f.clone());
-                }
-            }
-        }
-        columns
+        super::spec::snapshot_columns(self.models.load().values().map(|m| &m.spec))
     }
 }
 

@@ -365,6 +365,19 @@ impl ModelSpec {
     }
 }
 
+/// The snapshot feature columns a set of models needs, in first-use order, each once.
+pub fn snapshot_columns<'a>(specs: impl IntoIterator<Item = &'a ModelSpec>) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for spec in specs {
+        for f in spec.feature_columns() {
+            if !columns.contains(f) {
+                columns.push(f.clone());
+            }
+        }
+    }
+    columns
+}
+
 /// The input and output tensor names and the feature list that every snapshot-fed kind needs, checked.
 fn feature_io(
     m: &mut Manifest,

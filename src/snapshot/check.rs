@@ -9,6 +9,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use super::load::ID_COLUMN;
 use super::reload::{ReloadPolicy, validate};
 use super::{find_snapshots, load_snapshot_with};
+use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
 
 /// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
@@ -25,18 +26,14 @@ pub fn model_columns(models: &Path) -> Result<(Vec<String>, Option<String>), Mod
         .filter(|p| p.join("model.toml").is_file())
         .collect();
     dirs.sort();
-    let mut columns: Vec<String> = Vec::new();
-    let mut owned = None;
-    for dir in dirs {
-        let spec = ModelSpec::load(&dir)?;
-        for f in spec.feature_columns() {
-            if !columns.contains(f) {
-                columns.push(f.clone());
-            }
-        }
-        owned = owned.or_else(|| spec.owned_column().map(str::to_string));
-    }
-    Ok((columns, owned))
+    let specs = dirs
+        .iter()
+        .map(|dir| ModelSpec::load(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let owned = specs
+        .iter()
+        .find_map(|s| s.owned_column().map(str::to_string));
+    Ok((snapshot_columns(&specs), owned))
 }
 
 /// Builds the report for the snapshot at `path` (its newest, for a folder); the bool is the verdict.
