@@ -76,19 +76,16 @@ impl RunningServer {
     }
 }
 
-/// Whether the server can answer snapshot requests; Err holds the reason. A stale snapshot is not ready only under
-/// the refuse policy.
-pub fn ready(state: &AppState) -> Result<(), String> {
-    let Some(snapshot) = state.snapshots.current() else {
-        return Err(match state.snapshots.last_error() {
-            Some(e) => format!("no snapshot is served yet; last attempt failed: {e}"),
-            None => "no snapshot is served yet (loading, or none complete in the snapshots folder)"
-                .to_string(),
-        });
-    };
+/// Whether the server can answer snapshot requests: Ok holds the staleness reason when the snapshot is stale but
+/// served (serve policy), Err why it cannot (no snapshot, or stale under the refuse policy).
+pub fn ready(state: &AppState) -> Result<Option<String>, String> {
+    let snapshot = state
+        .snapshots
+        .current()
+        .ok_or_else(|| state.snapshots.not_served_reason())?;
     match state.freshness.stale_reason(&snapshot) {
         Some(reason) if state.freshness.policy == config::StalePolicy::Refuse => Err(reason),
-        _ => Ok(()),
+        stale => Ok(stale),
     }
 }
 

@@ -172,12 +172,10 @@ pub async fn score_customers(
     ids: &[CustomerId],
 ) -> Result<Scored, ScoreError> {
     check_count("customer_ids", ids.len(), &state.limits)?;
-    let snapshot = state.snapshots.current().ok_or_else(|| {
-        ScoreError::NotReady(match state.snapshots.last_error() {
-            Some(e) => format!("no snapshot is served yet (last attempt: {e})"),
-            None => "no snapshot is served yet".to_string(),
-        })
-    })?;
+    let snapshot = state
+        .snapshots
+        .current()
+        .ok_or_else(|| ScoreError::NotReady(state.snapshots.not_served_reason()))?;
     let stale = match state.freshness.stale_reason(&snapshot) {
         Some(reason) if state.freshness.policy == StalePolicy::Refuse => {
             return Err(ScoreError::Stale(reason));

@@ -14,15 +14,9 @@ pub async fn get_live() -> HttpResponse {
 /// 200 once every model is warmed up and a snapshot is served; 503 with the reason before.
 pub async fn get_ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match crate::ready(&state) {
-        Ok(()) => {
-            let stale = state
-                .snapshots
-                .current()
-                .and_then(|s| state.freshness.stale_reason(&s));
-            Ok(HttpResponse::Ok().json(match stale {
-                Some(reason) => json!({ "ready": true, "stale": true, "reason": reason }),
-                None => json!({ "ready": true }),
-            }))
+        Ok(None) => Ok(HttpResponse::Ok().json(json!({ "ready": true }))),
+        Ok(Some(reason)) => {
+            Ok(HttpResponse::Ok().json(json!({ "ready": true, "stale": true, "reason": reason })))
         }
         Err(reason) => Err(ApiError::v2(ScoreError::NotReady(reason))),
     }

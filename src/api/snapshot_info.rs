@@ -12,8 +12,7 @@ use crate::scoring::AppState;
 pub async fn get_snapshot(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let last_error = state.snapshots.last_error();
     let Some(s) = state.snapshots.current() else {
-        let reason = last_error.unwrap_or_else(|| "no complete snapshot found yet".into());
-        return Err(ScoreError::NotReady(format!("no snapshot is served: {reason}")).into());
+        return Err(ScoreError::NotReady(state.snapshots.not_served_reason()).into());
     };
     let epoch = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)

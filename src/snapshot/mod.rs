@@ -253,6 +253,15 @@ impl SnapshotStore {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 
+    /// Why no snapshot is served: still loading or none complete, or the last attempt's failure.
+    pub fn not_served_reason(&self) -> String {
+        match self.last_error() {
+            Some(e) => format!("no snapshot is served yet; last attempt failed: {e}"),
+            None => "no snapshot is served yet (loading, or none complete in the snapshots folder)"
+                .to_string(),
+        }
+    }
+
     /// Why the last load attempt failed, if it did.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
