@@ -32,6 +32,16 @@ fn texts(cases: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The token ids Python's tokenizer gave for a fixture case.
+fn input_ids(case: &Value) -> Vec<i64> {
+    case["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect()
+}
+
 /// Checks each result's scores against softmax(expected logits) and its label against their argmax.
 fn assert_matches(results: &[Value], cases: &Value, labels: &[&str]) {
     let cases = cases.as_array().unwrap();
@@ -68,12 +78,7 @@ fn tokenization_matches_the_python_tokenizer() {
         TextEncoder::load(&models().join("sentiment/tokenizer.json"), max_length).unwrap();
     let mut truncated = 0;
     for case in e["cases"].as_array().unwrap() {
-        let want: Vec<i64> = case["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let want = input_ids(case);
         let got = encoder.encode(case["text"].as_str().unwrap()).unwrap();
         assert_eq!(got, want, "{:?}", case["text"]);
         truncated += usize::from(got.len() == max_length);
@@ -271,12 +276,7 @@ fn a_hugging_face_bert_export_is_a_drop_in() {
     )
     .unwrap();
     for case in e["cases"].as_array().unwrap() {
-        let want: Vec<i64> = case["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let want = input_ids(case);
         assert_eq!(
             encoder.encode(case["text"].as_str().unwrap()).unwrap(),
             want
