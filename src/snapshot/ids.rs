@@ -63,21 +63,98 @@ impl<'de> Deserialize<'de> for CustomerId {
     }
 }
 
-/// Id → row, stored compactly: string ids live in one byte buffer, the table holds row numbers only.
+/// Id → row, stored compactly. String ids of up to [`INLINE`] bytes (the usual "C0004211") live inside the hash
+/// table slot, so a lookup touches the table and nothing else; longer ids live in one byte buffer.
 pub enum CustomerIndex {
     /// String ids.
-    Str {
-        /// All ids, back to back.
-        bytes: Vec<u8>,
-        /// `offsets[r]..offsets[r + 1]` is row r's id.
-        offsets: Vec<usize>,
-        /// Row numbers, hashed by their id.
-        table: HashTable<u32>,
-        /// The hasher of `table`.
-        hasher: DefaultHashBuilder,
-    },
+    Str(StrIndex),
     /// Integer ids.
     Int(HashMap<i64, u32>),
+}
+
+/// Longest id kept inside its table slot.
+pub const INLINE: usize = 11;
+
+/// One table slot: an inline id (`len <= INLINE`) or, for a longer id, its offset in the spill buffer.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: [u8; INLINE],
+    len: u8,
+    row: u32,
+}
+
+/// The probe form of an id: equal to a slot's key when the ids are equal (long ids compare the spill buffer too).
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    key: [u8; INLINE],
+    len: u8,
+    bytes: &'a [u8],
+}
+
+/// `len` of a slot whose id is in the spill buffer.
+const SPILLED: u8 = u8::MAX;
+
+impl<'a> Probe<'a> {
+    fn of(id: &'a str) -> Probe<'a> {
+        let bytes = id.as_bytes();
+        let mut key = [0; INLINE];
+        let len = if bytes.len() <= INLINE {
+            key[..bytes.len()].copy_from_slice(bytes);
+            bytes.len() as u8
+        } else {
+            SPILLED
+        };
+        Probe { key, len, bytes }
+    }
+}
+
+/// The string form of [`CustomerIndex`].
+pub struct StrIndex {
+    slots: HashTable<Slot>,
+    /// Ids longer than [`INLINE`], each as a u32 length then the bytes; slots point here by offset.
+    spill: Vec<u8>,
+    rows: usize,
+    hasher: DefaultHashBuilder,
+}
+
+/// The bytes of a slot's id.
+fn key_bytes<'s>(spill: &'s [u8], slot: &'s Slot) -> &'s [u8] {
+    if slot.len != SPILLED {
+        return &slot.key[..slot.len as usize];
+    }
+    let mut at = [0; 8];
+    at.copy_from_slice(&slot.key[..8]);
+    let at = u64::from_le_bytes(at) as usize;
+    let mut len = [0; 4];
+    len.copy_from_slice(&spill[at..at + 4]);
+    &spill[at + 4..at + 4 + u32::from_le_bytes(len) as usize]
+}
+
+impl StrIndex {
+    fn empty(rows: usize, spill: usize) -> StrIndex {
+        StrIndex {
+            slots: HashTable::with_capacity(rows),
+            spill: Vec::with_capacity(spill),
+            rows: 0,
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        let probe = Probe::of(id);
+        let hash = self.hasher.hash_one(probe.bytes);
+        self.slots
+            .find(hash, |slot| {
+                // Short ids: one fixed-size compare inside the slot, no second memory access.
+                slot.len == probe.len
+                    && if probe.len == SPILLED {
+                        key_bytes(&self.spill, slot) == probe.bytes
+                    } else {
+                        slot.key == probe.key
+                    }
+            })
+            .map(|slot| slot.row as usize)
+    }
 }
 
 impl CustomerIndex {
@@ -107,7 +184,7 @@ impl CustomerIndex {
     /// Number of ids.
     pub fn len(&self) -> usize {
         match self {
-            CustomerIndex::Str { offsets, .. } => offsets.len() - 1,
+            CustomerIndex::Str(index) => index.rows,
             CustomerIndex::Int(map) => map.len(),
         }
     }
@@ -132,86 +209,68 @@ impl CustomerIndex {
                 .ok()
                 .and_then(|i| map.get(&i))
                 .map(|&r| r as usize),
-            (CustomerIndex::Str { .. }, CustomerId::Str(s)) => self.get_str(s),
-            (CustomerIndex::Str { .. }, CustomerId::Int(i)) => self.get_str(&i.to_string()),
+            (CustomerIndex::Str(index), CustomerId::Str(s)) => index.find(s),
+            (CustomerIndex::Str(index), CustomerId::Int(i)) => index.find(&i.to_string()),
         }
-    }
-
-    fn get_str(&self, key: &str) -> Option<usize> {
-        let CustomerIndex::Str {
-            bytes,
-            offsets,
-            table,
-            hasher,
-        } = self
-        else {
-            return None;
-        };
-        let hash = hasher.hash_one(key.as_bytes());
-        table
-            .find(hash, |&row| {
-                &bytes[offsets[row as usize]..offsets[row as usize + 1]] == key.as_bytes()
-            })
-            .map(|&row| row as usize)
     }
 }
 
 /// Appends string ids one by one, rejecting duplicates as they come.
-#[derive(Default)]
 pub struct StrIndexBuilder {
-    bytes: Vec<u8>,
-    offsets: Vec<usize>,
-    table: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    index: StrIndex,
+}
+
+impl Default for StrIndexBuilder {
+    fn default() -> StrIndexBuilder {
+        StrIndexBuilder::with_capacity(0, 0)
+    }
 }
 
 impl StrIndexBuilder {
     /// A builder sized for `rows` ids of about `bytes` bytes in all.
     pub fn with_capacity(rows: usize, bytes: usize) -> StrIndexBuilder {
-        let mut offsets = Vec::with_capacity(rows + 1);
-        offsets.push(0);
+        // Only ids longer than INLINE spill: reserve for them only when the average id is that long.
+        let spill = if bytes > rows * INLINE {
+            bytes + 4 * rows
+        } else {
+            0
+        };
         StrIndexBuilder {
-            bytes: Vec::with_capacity(bytes),
-            offsets,
-            table: HashTable::with_capacity(rows),
-            hasher: DefaultHashBuilder::default(),
+            index: StrIndex::empty(rows, spill),
         }
     }
 
     /// Adds the next row's id; a duplicate is returned as the error.
     pub fn push(&mut self, id: &str) -> Result<(), String> {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        let row = (self.offsets.len() - 1) as u32;
-        let hash = self.hasher.hash_one(id.as_bytes());
-        let (bytes, offsets, hasher) = (&self.bytes, &self.offsets, &self.hasher);
-        let key_of = |r: u32| &bytes[offsets[r as usize]..offsets[r as usize + 1]];
-        if self
-            .table
-            .find(hash, |&r| key_of(r) == id.as_bytes())
-            .is_some()
-        {
+        if self.index.find(id).is_some() {
             return Err(id.to_string());
         }
-        self.table
-            .insert_unique(hash, row, |&r| hasher.hash_one(key_of(r)));
-        self.bytes.extend_from_slice(id.as_bytes());
-        self.offsets.push(self.bytes.len());
+        let StrIndex {
+            slots,
+            spill,
+            rows,
+            hasher,
+        } = &mut self.index;
+        let probe = Probe::of(id);
+        let mut slot = Slot {
+            key: probe.key,
+            len: probe.len,
+            row: *rows as u32,
+        };
+        if probe.len == SPILLED {
+            slot.key[..8].copy_from_slice(&(spill.len() as u64).to_le_bytes());
+            spill.extend_from_slice(&(id.len() as u32).to_le_bytes());
+            spill.extend_from_slice(id.as_bytes());
+        }
+        let hash = hasher.hash_one(id.as_bytes());
+        slots.insert_unique(hash, slot, |s| hasher.hash_one(key_bytes(spill, s)));
+        *rows += 1;
         Ok(())
     }
 
     /// The finished index.
-    pub fn finish(mut self) -> CustomerIndex {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
-        CustomerIndex::Str {
-            bytes: self.bytes,
-            offsets: self.offsets,
-            table: self.table,
-            hasher: self.hasher,
-        }
+    pub fn finish(self) -> CustomerIndex {
+        CustomerIndex::Str(self.index)
     }
 }
 
@@ -229,6 +288,53 @@ mod tests {
             CustomerIndex::from_strings(["a", "b", "a"]).err().unwrap(),
             "a"
         );
+    }
+
+    #[test]
+    fn inline_and_spilled_ids_both_resolve() {
+        let long = "customer-with-a-long-uuid-3f2a9c1e-0b7d-4c55-9e61-2d8f4a6b7c90";
+        let ids = [
+            "",
+            "C0004211",
+            "12345678901",
+            "123456789012",
+            long,
+            "C0004212",
+        ];
+        let idx = CustomerIndex::from_strings(ids).unwrap();
+        for (row, id) in ids.iter().enumerate() {
+            assert_eq!(
+                idx.get(&CustomerId::Str(id.to_string())),
+                Some(row),
+                "{id:?}"
+            );
+        }
+        // Same first INLINE bytes, different length: no false match either way.
+        assert_eq!(idx.get(&CustomerId::Str("1234567890".into())), None);
+        assert_eq!(idx.get(&CustomerId::Str("1234567890123".into())), None);
+        assert_eq!(idx.get(&CustomerId::Str(long[..40].into())), None);
+        assert_eq!(idx.get(&CustomerId::Int(12345678901)), Some(2));
+        assert_eq!(
+            CustomerIndex::from_strings([long, "x", long])
+                .err()
+                .unwrap(),
+            long
+        );
+        // Many ids: the table grows (rehashing spilled keys) and still finds every one.
+        let many: Vec<String> = (0..5000)
+            .map(|i| {
+                if i % 3 == 0 {
+                    format!("long-customer-id-{i:08}")
+                } else {
+                    format!("C{i}")
+                }
+            })
+            .collect();
+        let idx = CustomerIndex::from_strings(&many).unwrap();
+        assert_eq!(idx.len(), many.len());
+        for (row, id) in many.iter().enumerate() {
+            assert_eq!(idx.get(&CustomerId::Str(id.clone())), Some(row));
+        }
     }
 
     #[test]
