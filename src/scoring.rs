@@ -184,7 +184,7 @@ pub async fn score_customers(
         None => false,
     };
     let (features, missing) = feature_spec(&model);
-    let layout = snapshot.layout(features).map_err(|column| {
+    let layout = model.layout_in(&snapshot).map_err(|column| {
         ScoreError::NotReady(format!(
             "the served snapshot lacks column '{column}' of model '{}'",
             model.spec.name
@@ -195,10 +195,16 @@ pub async fn score_customers(
     let mut items = Vec::with_capacity(ids.len());
     let mut snapshot_rows = Vec::with_capacity(ids.len());
     let mut rows = 0;
+    // Look every id up first (independent lookups overlap in the CPU) and start loading the rows, then copy.
     for id in ids {
         let found = snapshot.lookup(id);
+        if let Some(row) = found {
+            snapshot.prefetch(row);
+        }
         snapshot_rows.push(found);
-        let Some(row) = found else {
+    }
+    for (id, found) in ids.iter().zip(&snapshot_rows) {
+        let Some(row) = *found else {
             items.push(Err(ItemError {
                 code: "unknown_customer",
                 message: format!("customer '{id}' is not in snapshot {}", snapshot.version),

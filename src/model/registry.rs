@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use ort::session::Session;
 
 use super::ModelError;
@@ -15,6 +15,7 @@ use super::spec::{Batching, ModelKind, ModelSpec};
 use crate::batching::{
     BatchQueue, BatchRunner, Call, ModelInput, WorkerSettings, concat_rows, spawn_workers,
 };
+use crate::snapshot::{FeatureSnapshot, Layout};
 use crate::telemetry::Metrics;
 use crate::text::TextEncoder;
 
@@ -37,6 +38,8 @@ pub struct ModelHandle {
     /// When this version was loaded.
     pub loaded_at: SystemTime,
     fingerprint: Fingerprint,
+    /// The feature layout in the last snapshot it was resolved for (requests share it lock-free).
+    layout: ArcSwapOption<Layout>,
 }
 
 /// Names, sizes and modification times of a model folder's files: a change means a new version was dropped.
@@ -447,6 +450,7 @@ impl ModelRegistry {
             encoder,
             loaded_at: SystemTime::now(),
             fingerprint,
+            layout: ArcSwapOption::empty(),
         };
         handle.warm_up()?;
         Ok(handle)
@@ -573,6 +577,19 @@ impl ModelRegistry {
 }
 
 impl ModelHandle {
+    /// Where this model's feature columns sit in `snapshot`'s rows, resolved once per snapshot; Err names the
+    /// first column the snapshot lacks.
+    pub fn layout_in(&self, snapshot: &FeatureSnapshot) -> Result<Arc<Layout>, String> {
+        if let Some(cached) = self.layout.load_full()
+            && cached.snapshot == snapshot.serial()
+        {
+            return Ok(cached);
+        }
+        let layout = Arc::new(snapshot.layout(self.spec.feature_columns())?);
+        self.layout.store(Some(layout.clone()));
+        Ok(layout)
+    }
+
     /// One inference through the real queue and workers, so the first request pays no lazy initialisation.
     fn warm_up(&self) -> Result<(), ModelError> {
         let fail = |message: String| ModelError::Runtime {

@@ -5,8 +5,8 @@ pub mod ids;
 pub mod load;
 pub mod reload;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -54,9 +54,28 @@ pub struct FeatureSnapshot {
     index: CustomerIndex,
     /// Items each customer owns (the recommender's list column), if the snapshot has one.
     pub owned: Option<OwnedItems>,
-    /// Matrix column positions for each feature list a model asks for, resolved once per (snapshot, list).
-    layouts: Mutex<HashMap<Vec<String>, Arc<[usize]>>>,
+    serial: u64,
 }
+
+/// Where a model's feature columns sit in the rows of one snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// The [`FeatureSnapshot::serial`] it was resolved against.
+    pub snapshot: u64,
+    positions: Box<[usize]>,
+    /// First position when the columns are adjacent and in order: gathering is then one copy.
+    contiguous_from: Option<usize>,
+}
+
+impl Layout {
+    /// Values per gathered row.
+    pub fn width(&self) -> usize {
+        self.positions.len()
+    }
+}
+
+/// Serial numbers of snapshots built by this process.
+static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 impl FeatureSnapshot {
     /// Assembles a snapshot from its parts (the loader and tests use this).
@@ -82,7 +101,7 @@ impl FeatureSnapshot {
             matrix,
             index,
             owned: None,
-            layouts: Mutex::new(HashMap::new()),
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -96,22 +115,43 @@ impl FeatureSnapshot {
         self.index.get(id)
     }
 
+    /// Asks the CPU to start loading row `row` into cache, so that gathering many random rows overlaps their
+    /// memory latency instead of paying it one row after another.
+    pub fn prefetch(&self, row: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let values = self.row(row);
+            // A row can straddle two cache lines.
+            let (first, last) = (
+                values.as_ptr(),
+                values.as_ptr().wrapping_add(values.len().saturating_sub(1)),
+            );
+            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is a hint that never faults; both
+            // pointers are inside `values`.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(first.cast());
+                _mm_prefetch::<_MM_HINT_T0>(last.cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
+    }
+
     /// The full feature row of customer row `row`.
     pub fn row(&self, row: usize) -> &[f32] {
         let width = self.columns.len();
         &self.matrix[row * width..(row + 1) * width]
     }
 
+    /// A number no other snapshot of this process has (what cached layouts are keyed by).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Column positions of `features` in this snapshot, or the first one it lacks.
-    pub fn layout(&self, features: &[String]) -> Result<Arc<[usize]>, String> {
-        let mut cache = self
-            .layouts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(found) = cache.get(features) {
-            return Ok(found.clone());
-        }
-        let positions: Arc<[usize]> = features
+    pub fn layout(&self, features: &[String]) -> Result<Layout, String> {
+        let positions: Box<[usize]> = features
             .iter()
             .map(|f| {
                 self.columns
@@ -119,10 +159,13 @@ impl FeatureSnapshot {
                     .position(|c| c == f)
                     .ok_or_else(|| f.clone())
             })
-            .collect::<Result<Vec<_>, _>>()?
-            .into();
-        cache.insert(features.to_vec(), positions.clone());
-        Ok(positions)
+            .collect::<Result<_, _>>()?;
+        let contiguous = positions.windows(2).all(|w| w[1] == w[0] + 1);
+        Ok(Layout {
+            snapshot: self.serial,
+            contiguous_from: positions.first().copied().filter(|_| contiguous),
+            positions,
+        })
     }
 
     /// Seconds since the data was produced.
@@ -157,14 +200,12 @@ impl FeatureSnapshot {
     }
 
     /// Appends customer row `row`'s values at `positions` to `out` (a straight copy when they are contiguous).
-    pub fn gather(&self, row: usize, positions: &[usize], out: &mut Vec<f32>) {
+    pub fn gather(&self, row: usize, layout: &Layout, out: &mut Vec<f32>) {
+        debug_assert_eq!(layout.snapshot, self.serial, "layout of another snapshot");
         let full = self.row(row);
-        let contiguous = positions.windows(2).all(|w| w[1] == w[0] + 1);
-        match positions.first() {
-            Some(&start) if contiguous => {
-                out.extend_from_slice(&full[start..start + positions.len()])
-            }
-            _ => out.extend(positions.iter().map(|&p| full[p])),
+        match layout.contiguous_from {
+            Some(start) => out.extend_from_slice(&full[start..start + layout.width()]),
+            None => out.extend(layout.positions.iter().map(|&p| full[p])),
         }
     }
 }
@@ -295,6 +336,11 @@ mod tests {
         s.gather(row, &s.layout(&["z".into(), "x".into()]).unwrap(), &mut out);
         assert_eq!(out, vec![5.0, 6.0, 6.0, 4.0]);
         assert_eq!(s.layout(&["w".into()]).unwrap_err(), "w");
+        assert_ne!(
+            s.serial(),
+            tiny().serial(),
+            "every snapshot has its own serial"
+        );
     }
 
     #[test]
