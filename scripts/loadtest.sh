@@ -5,20 +5,28 @@
 #   scripts/loadtest.sh                  all scenarios: .bench/loadtest.md, .bench/latency_vs_concurrency.png
 #   SOAK=300 scripts/loadtest.sh soak    churn 1 id at CONCURRENCY for SOAK s, crmscore's RSS every SOAK_INTERVAL s
 #
-# Scenarios (each DURATION long, after a 5 s warm-up per server; one server runs at a time):
+# Scenarios (each DURATION long, after a WARMUP per server and route; one server runs at a time):
 #   a  crmscore  POST /v1/churn/score, 1 id per request, CONCURRENCY connections
 #   b  crmscore  POST /v1/churn/score, 100 ids per request, 16 connections
 #   c  crmscore  POST /v2/models/churn/infer, one real snapshot row (KServe v2 JSON), CONCURRENCY connections
-#   d  ceiling   as a (d1) and as b (d100): the HTTP + JSON ceiling of this machine for those request sizes
-#   e  reference as a (e1) and as b (e100): FastAPI + pandas + onnxruntime, one uvicorn worker
+#   d  ceiling   as a (d1), as b (d100), as g (dg) and as h (dh): the HTTP + JSON ceiling of this machine for those
+#                request sizes (dg / dh only when examples/ceiling.rs serves that route; skipped with a note if not)
+#   e  reference as a (e1), as b (e100), as g (eg) and as h (eh): FastAPI + pandas + onnxruntime (+ tokenizers),
+#                one uvicorn worker
 #   f  crmscore  as a, at each concurrency of SWEEP (latency vs concurrency)
-# Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed: a pool of
-# bodies, one per line, from which oha picks a random line for every request (oha -Z).
+#   g  crmscore  POST /v1/sentiment, one short feedback text per request, CONCURRENCY connections
+#   h  crmscore  POST /v1/recommendations, 1 id and k=RECOMMEND_K per request, CONCURRENCY connections
+# Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed, or (g) one
+# of 20,000 distinct texts of at most 120 characters from the feedback generator (scripts/feedback_corpus.py, same
+# seed): a pool of bodies, one per line, from which oha picks a random line for every request (oha -Z). The replies
+# of each route are checked before its runs, and the reference's scores against crmscore's (within 1e-4).
 #
 # Settings (environment):
 #   DURATION=30s  CONCURRENCY=64  SNAPSHOT_CUSTOMERS=1000000  SKIP_REFERENCE=0  SWEEP="1 4 16 64 256"
-#   BATCH_IDS=100  BATCH_CONCURRENCY=16  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
+#   BATCH_IDS=100  BATCH_CONCURRENCY=16  RECOMMEND_K=10  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
 #   SOAK=300  SOAK_INTERVAL=10  READY_TIMEOUT=600  CRMSCORE_ARGS="--device cpu"  SEED=7
+#   SCENARIOS="a b c d e f g h": the scenarios to run; a letter runs every scenario of that letter, a key runs one
+#     (SCENARIOS="g h" runs only crmscore's g and h; SCENARIOS="g h dg dh eg eh" adds their ceiling and reference)
 # The snapshot (.bench/customers-1m.parquet for 1M customers) is generated once with
 # scripts/train_models.py --snapshot-only. Tools go to git-ignored .bench/: oha (cargo install --locked, pinned)
 # in .bench/tools, a venv for the reference service and the plot in .bench/venv.
@@ -49,6 +57,8 @@ SKIP_REFERENCE="${SKIP_REFERENCE:-0}"
 SWEEP="${SWEEP:-1 4 16 64 256}"
 BATCH_IDS="${BATCH_IDS:-100}"
 BATCH_CONCURRENCY="${BATCH_CONCURRENCY:-16}"
+RECOMMEND_K="${RECOMMEND_K:-10}"
+SCENARIOS="${SCENARIOS:-a b c d e f g h}"
 WARMUP="${WARMUP:-5s}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
@@ -63,6 +73,9 @@ OHA_VERSION="1.16.0"
 POOL_ONE=100000     # bodies of 1 id (ids drawn without replacement)
 POOL_BATCH=2000     # bodies of BATCH_IDS ids
 POOL_V2=20000       # v2 bodies, one complete snapshot row each
+POOL_REC=100000     # recommendation bodies of 1 id (ids drawn without replacement)
+POOL_TEXTS=20000    # sentiment bodies of 1 text (distinct texts)
+TEXT_MAX_CHARS=120  # "short": at most this many characters (the generator's median is ~70)
 
 bench="$root/.bench"
 logs="$bench/logs"
@@ -87,10 +100,24 @@ seconds_of() { # 30s | 30 | 2m | 1h -> seconds
     *) die "bad duration '$d' (use e.g. 30s, 2m)" ;;
   esac
 }
-for v in CONCURRENCY SNAPSHOT_CUSTOMERS BATCH_IDS BATCH_CONCURRENCY PORT_BASE SOAK SOAK_INTERVAL READY_TIMEOUT; do
+for v in CONCURRENCY SNAPSHOT_CUSTOMERS BATCH_IDS BATCH_CONCURRENCY RECOMMEND_K PORT_BASE SOAK SOAK_INTERVAL \
+  READY_TIMEOUT; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for c in $SWEEP; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "SWEEP must list positive integers, got '$SWEEP'"; done
+for k in $SCENARIOS; do
+  [[ "$k" =~ ^[a-h][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-h) or keys (d1, eg, f64, ...), not '$k'"
+done
+[[ -n "${SCENARIOS// /}" ]] || die "SCENARIOS is empty"
+want() { # key...: whether SCENARIOS asks for any of these scenario keys (a letter asks for every key it starts)
+  local key s
+  for key in "$@"; do
+    for s in $SCENARIOS; do
+      [[ "$key" == "$s" || (${#s} == 1 && "$key" == "$s"*) ]] && return 0
+    done
+  done
+  return 1
+}
 duration_s="$(seconds_of "$DURATION")"
 warmup_s="$(seconds_of "$WARMUP")"
 DURATION="${duration_s}s"
@@ -230,13 +257,14 @@ snapshot_file() {
 # --- request bodies: random real ids / rows over the whole snapshot ---------------------------------------------------
 make_bodies() {
   log "drawing request bodies from $SNAPSHOT (seed $SEED) ..."
-  "$BPY" - "$SNAPSHOT" models/churn/model.toml "$bodies" "$POOL_ONE" "$POOL_BATCH" "$BATCH_IDS" "$POOL_V2" "$SEED" <<'PY'
+  "$BPY" - "$SNAPSHOT" models/churn/model.toml "$bodies" "$POOL_ONE" "$POOL_BATCH" "$BATCH_IDS" "$POOL_V2" "$SEED" \
+    "$POOL_REC" "$RECOMMEND_K" "$POOL_TEXTS" "$TEXT_MAX_CHARS" <<'PY'
 import json, sys, tomllib
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 
 snap, manifest_path, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-pool_one, pool_batch, batch_ids, pool_v2, seed = map(int, sys.argv[4:9])
+pool_one, pool_batch, batch_ids, pool_v2, seed, pool_rec, rec_k, pool_texts, text_max_chars = map(int, sys.argv[4:13])
 manifest = tomllib.loads(Path(manifest_path).read_text())
 features = manifest["features"]
 table = pq.read_table(snap, columns=["customer_id", *features])
@@ -260,22 +288,50 @@ with open(out / "v2-1.jsonl", "w") as f:
         data = "[" + ",".join(str(v) for v in matrix[i]) + "]"
         f.write('{"inputs":[{"name":%s,"shape":[1,%d],"datatype":"FP32","data":%s}]}\n'
                 % (json.dumps(manifest["input"]), len(features), data))
+
+# Drawn after the pools above, so that those stay the same bodies for a given seed.
+with open(out / f"recommend-{rec_k}.jsonl", "w") as f:
+    for i in rng.choice(n, size=min(pool_rec, n), replace=False):
+        f.write(dump({"customer_ids": [ids[i]], "k": rec_k}) + "\n")
+
+# Sentiment: distinct short texts from the generator the model was trained with (another seed than training's 42).
+sys.path.insert(0, "scripts")
+import feedback_corpus
+texts = [e.text for e in feedback_corpus.generate_corpus(2 * pool_texts, seed=seed) if len(e.text) <= text_max_chars]
+texts = texts[:pool_texts]
+with open(out / "sentiment-1.jsonl", "w") as f:
+    for text in texts:
+        f.write(dump({"texts": [text]}) + "\n")
+
 print(f"{n:,} customers; pools: {min(pool_one, n):,} x 1 id, {pool_batch:,} x {batch_ids} ids, "
-      f"{min(pool_v2, len(complete)):,} v2 rows ({len(complete):,} complete rows)", file=sys.stderr)
+      f"{min(pool_v2, len(complete)):,} v2 rows ({len(complete):,} complete rows), "
+      f"{min(pool_rec, n):,} x 1 id k={rec_k}, {len(texts):,} texts (<= {text_max_chars} chars, "
+      f"median {int(np.median([len(t) for t in texts]))})", file=sys.stderr)
+if len(texts) < pool_texts:
+    print(f"note: the generator gave {len(texts):,} texts of at most {text_max_chars} characters, "
+          f"not {pool_texts:,}", file=sys.stderr)
 PY
 }
 
-# Checks a few bodies of a pool against a server: status 200, one well-formed result per id. Saves or compares the
-# churn probabilities (parity of the reference with crmscore).
-check_replies() { # label url kind(churn|v2|ceiling) body_file [save_to|compare_with]
+# Checks a few bodies of a pool against a server: status 200, one well-formed result per item (the ceiling's
+# constant answers are checked for shape only). save=FILE keeps crmscore's scores; compare=FILE checks the
+# reference's against them (parity within 1e-4; recommendations: the same item ids in the same order).
+check_replies() { # label url kind(churn|v2|sentiment|recommend) body_file [save=FILE|compare=FILE]
   "$BPY" - "$@" <<'PY'
-import itertools, json, sys, urllib.request
+import itertools, json, math, sys, tomllib, urllib.request
+import pyarrow.parquet as pq
 label, url, kind, body_file = sys.argv[1:5]
-parity = sys.argv[5] if len(sys.argv) > 5 else None
+mode, _, parity = sys.argv[5].partition("=") if len(sys.argv) > 5 else ("", "", "")
+strict = label != "ceiling"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 with open(body_file) as f:
-    bodies = list(itertools.islice(f, 5))
-probs = {}
+    bodies = list(itertools.islice(f, 5 if kind in ("churn", "v2") else 100))
+if kind == "sentiment":
+    labels = tomllib.load(open("models/sentiment/model.toml", "rb"))["labels"]
+if kind == "recommend" and strict:
+    rec = tomllib.load(open("models/recommendation/model.toml", "rb"))
+    catalogue = set(pq.read_table(f"models/recommendation/{rec['items']}", columns=["item_id"]).column(0).to_pylist())
+scores = {}  # item key -> what parity compares
 for body in bodies:
     req = urllib.request.Request(url, data=body.encode(), headers={"content-type": "application/json"})
     with opener.open(req, timeout=30) as r:
@@ -285,26 +341,68 @@ for body in bodies:
         out = reply["outputs"][0]
         assert out["shape"] == [1, 2] and abs(sum(out["data"]) - 1) < 1e-4, f"{label}: bad v2 reply {reply}"
         continue
-    ids = json.loads(body)["customer_ids"]
+    request = json.loads(body)
     results = reply["results"]
+    if kind == "sentiment":
+        texts = request["texts"]
+        assert len(results) == len(texts), f"{label}: {len(results)} results for {len(texts)} texts"
+        for text, r in zip(texts, results):
+            assert "label" in r and "scores" in r, f"{label}: {r}"
+            if strict:
+                p = r["scores"]
+                assert sorted(p) == sorted(labels) and abs(sum(p.values()) - 1) < 1e-4, f"{label}: {r}"
+                assert r["label"] == max(labels, key=lambda l: p[l]), f"{label}: label is not the argmax: {r}"
+            scores[text] = r
+        continue
+    ids = request["customer_ids"]
     assert [r["customer_id"] for r in results] == ids, f"{label}: results do not match the ids"
     for r in results:
         assert "error" not in r, f"{label}: per-item error {r}"
-        assert 0.0 <= r["churn_probability"] <= 1.0 and r["risk"] in ("low", "medium", "high"), f"{label}: {r}"
-        probs[r["customer_id"]] = r["churn_probability"]
-msg = f"{label}: replies OK"
-if parity and kind == "churn":
+        if kind == "recommend":
+            items, k = r["items"], request.get("k", 10)
+            assert len(items) == k and all("item_id" in i and "score" in i for i in items), f"{label}: {r}"
+            if strict:
+                ranked = [i["score"] for i in items]
+                assert r["cold_start"] is False, f"{label}: a snapshot customer got a cold start: {r}"
+                assert all(a >= b for a, b in zip(ranked, ranked[1:])), f"{label}: items not best first: {r}"
+                assert len({i["item_id"] for i in items}) == k, f"{label}: an item twice: {r}"
+                assert all(i["item_id"] in catalogue for i in items), f"{label}: an item not in the catalogue: {r}"
+            scores[r["customer_id"]] = [[i["item_id"], i["score"]] for i in items]
+        else:
+            assert 0.0 <= r["churn_probability"] <= 1.0 and r["risk"] in ("low", "medium", "high"), f"{label}: {r}"
+            scores[r["customer_id"]] = r["churn_probability"]
+msg = f"{label} {kind}: {len(bodies)} replies OK"
+if mode == "save":
+    with open(parity, "w") as f:
+        json.dump(scores, f)
+elif mode == "compare":
     try:
         with open(parity) as f:
             theirs = json.load(f)
     except FileNotFoundError:
-        with open(parity, "w") as f:
-            json.dump(probs, f)
-    else:
-        common = probs.keys() & theirs.keys()
-        worst = max(abs(probs[k] - theirs[k]) for k in common)
-        assert worst < 1e-4, f"{label}: differs from crmscore by {worst:.2e}"
-        msg += f", same probabilities as crmscore on {len(common)} ids (max diff {worst:.1e})"
+        theirs = None
+        msg += f" (no crmscore replies in {parity} to compare with)"
+    if theirs is not None:
+        common = sorted(scores.keys() & theirs.keys())
+        assert common, f"{label}: no item in common with crmscore's replies in {parity}"
+        if kind == "sentiment":
+            diffs = [abs(scores[t]["scores"][l] - theirs[t]["scores"][l]) for t in common for l in labels]
+            same = [t for t in common if scores[t]["label"] == theirs[t]["label"]]
+            assert len(same) == len(common), f"{label}: another label than crmscore for {len(common) - len(same)} texts"
+            what = "labels and scores"
+        elif kind == "recommend":
+            differ = [c for c in common if [i for i, _ in scores[c]] != [i for i, _ in theirs[c]]]
+            assert not differ, (f"{label}: other items than crmscore for {differ[:3]}: "
+                                f"{scores[differ[0]]} vs {theirs[differ[0]]}")
+            diffs = [abs(a - b) for c in common for (_, a), (_, b) in zip(scores[c], theirs[c])]
+            what = "items and scores"
+        else:
+            diffs = [abs(scores[c] - theirs[c]) for c in common]
+            what = "probabilities"
+        worst = max(diffs)
+        assert worst < 1e-4 and not math.isnan(worst), f"{label}: differs from crmscore by {worst:.2e}"
+        unit = "texts" if kind == "sentiment" else "ids"
+        msg += f", same {what} as crmscore on {len(common)} {unit} (max diff {worst:.1e})"
 print(msg, file=sys.stderr)
 PY
 }
@@ -466,57 +564,116 @@ ref_port=$((PORT_BASE + 20))
 one="$bodies/churn-1.jsonl"
 batch="$bodies/churn-$BATCH_IDS.jsonl"
 v2="$bodies/v2-1.jsonl"
-parity="$bench/parity.json"
+texts="$bodies/sentiment-1.jsonl"
+recs="$bodies/recommend-$RECOMMEND_K.jsonl"
+parity="$bench/parity.json"  # crmscore's replies, which the reference's must match
+parity_text="$bench/parity-sentiment.json"
+parity_rec="$bench/parity-recommend.json"
 
 start_crmscore() {
+  local url="http://127.0.0.1:$crm_port" m
   # shellcheck disable=SC2086
   start_server crmscore "$crm_port" target/release/crmscore serve --bind "127.0.0.1:$crm_port" --models models \
     --snapshots "$SNAPSHOT" --http-workers "$server_threads" $CRMSCORE_ARGS
   CRMSCORE_CMD="$SERVER_CMD"
-  wait_ready probe_get "http://127.0.0.1:$crm_port/v2/health/ready"
-  rm -f "$parity"
-  check_replies crmscore "http://127.0.0.1:$crm_port/v1/churn/score" churn "$one" "$parity"
-  check_replies crmscore "http://127.0.0.1:$crm_port/v1/churn/score" churn "$batch"
-  check_replies crmscore "http://127.0.0.1:$crm_port/v2/models/churn/infer" v2 "$v2"
-  warm_up "http://127.0.0.1:$crm_port/v1/churn/score" "$one"
+  wait_ready probe_get "$url/v2/health/ready"
+  for m in churn recommendation sentiment; do
+    probe_get "$url/v2/models/$m/ready" || die "crmscore does not serve model '$m' (log: $logs/crmscore.log)"
+  done
+  rm -f "$parity" "$parity_text" "$parity_rec"
+  check_replies crmscore "$url/v1/churn/score" churn "$one" "save=$parity"
+  check_replies crmscore "$url/v1/churn/score" churn "$batch"
+  check_replies crmscore "$url/v2/models/churn/infer" v2 "$v2"
+  check_replies crmscore "$url/v1/sentiment" sentiment "$texts" "save=$parity_text"
+  check_replies crmscore "$url/v1/recommendations" recommend "$recs" "save=$parity_rec"
 }
 
 phase_crmscore() {
-  local url="http://127.0.0.1:$crm_port" c
+  local url="http://127.0.0.1:$crm_port" c sweep_keys=()
+  for c in $SWEEP; do sweep_keys+=("f$c"); done
+  want a b c "${sweep_keys[@]}" g h || return 0
   start_crmscore
-  measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"
-  measure b "crmscore churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" "$url/v1/churn/score"
-  measure c "crmscore v2 infer 1 row" "$CONCURRENCY" 1 "$v2" "$url/v2/models/churn/infer"
+  if want a b c "${sweep_keys[@]}"; then warm_up "$url/v1/churn/score" "$one"; fi
+  if want a; then measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
+  if want b; then
+    measure b "crmscore churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" "$url/v1/churn/score"
+  fi
+  if want c; then measure c "crmscore v2 infer 1 row" "$CONCURRENCY" 1 "$v2" "$url/v2/models/churn/infer"; fi
   for c in $SWEEP; do
-    measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"
+    if want "f$c"; then measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"; fi
   done
+  if want g; then
+    warm_up "$url/v1/sentiment" "$texts"
+    measure g "crmscore sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
+  fi
+  if want h; then
+    warm_up "$url/v1/recommendations" "$recs"
+    measure h "crmscore recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
+  fi
   stop_server
 }
 
+ceiling_serves() { # route body_file key: whether the ceiling answers the route with 200 (else a note, no run)
+  local code
+  code="$(curl -s --noproxy '*' -m 5 -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+    -d "$(head -n 1 "$2")" "http://127.0.0.1:$ceiling_port$1")" || true
+  [[ "$code" == 200 ]] && return 0
+  log "no $3 run: the ceiling (examples/ceiling.rs) answers POST $1 with HTTP $code, it does not serve that route"
+  return 1
+}
+
 phase_ceiling() {
-  local url="http://127.0.0.1:$ceiling_port/v1/churn/score"
+  local url="http://127.0.0.1:$ceiling_port"
+  want d1 "d$BATCH_IDS" dg dh || return 0
   start_server ceiling "$ceiling_port" target/release/examples/ceiling --bind "127.0.0.1:$ceiling_port" \
     --workers "$server_threads"
   CEILING_CMD="$SERVER_CMD"
-  wait_ready probe_post "$url" '{"customer_ids":["C0000000"]}'
-  check_replies ceiling "$url" ceiling "$one"
-  warm_up "$url" "$one"
-  measure d1 "ceiling churn 1 id" "$CONCURRENCY" 1 "$one" "$url"
-  measure "d$BATCH_IDS" "ceiling churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" "$url"
+  wait_ready probe_post "$url/v1/churn/score" '{"customer_ids":["C0000000"]}'
+  check_replies ceiling "$url/v1/churn/score" churn "$one"
+  if want d1 "d$BATCH_IDS"; then warm_up "$url/v1/churn/score" "$one"; fi
+  if want d1; then measure d1 "ceiling churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
+  if want "d$BATCH_IDS"; then
+    measure "d$BATCH_IDS" "ceiling churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" \
+      "$url/v1/churn/score"
+  fi
+  if want dg && ceiling_serves /v1/sentiment "$texts" dg; then
+    check_replies ceiling "$url/v1/sentiment" sentiment "$texts"
+    warm_up "$url/v1/sentiment" "$texts"
+    measure dg "ceiling sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
+  fi
+  if want dh && ceiling_serves /v1/recommendations "$recs" dh; then
+    check_replies ceiling "$url/v1/recommendations" recommend "$recs"
+    warm_up "$url/v1/recommendations" "$recs"
+    measure dh "ceiling recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
+  fi
   stop_server
 }
 
 phase_reference() {
-  local url="http://127.0.0.1:$ref_port/v1/churn/score"
+  local url="http://127.0.0.1:$ref_port"
+  want e1 "e$BATCH_IDS" eg eh || return 0
   start_server reference "$ref_port" "$BPY" scripts/reference/app.py --snapshot "$SNAPSHOT" --models models \
     --host 127.0.0.1 --port "$ref_port"
   REFERENCE_CMD="$SERVER_CMD"
-  wait_ready probe_get "http://127.0.0.1:$ref_port/v2/health/ready"
-  check_replies reference "$url" churn "$one" "$parity"
-  check_replies reference "$url" churn "$batch"
-  warm_up "$url" "$one"
-  measure e1 "reference churn 1 id" "$CONCURRENCY" 1 "$one" "$url"
-  measure "e$BATCH_IDS" "reference churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" "$url"
+  wait_ready probe_get "$url/v2/health/ready"
+  check_replies reference "$url/v1/churn/score" churn "$one" "compare=$parity"
+  check_replies reference "$url/v1/churn/score" churn "$batch"
+  check_replies reference "$url/v1/sentiment" sentiment "$texts" "compare=$parity_text"
+  check_replies reference "$url/v1/recommendations" recommend "$recs" "compare=$parity_rec"
+  if want e1 "e$BATCH_IDS"; then warm_up "$url/v1/churn/score" "$one"; fi
+  if want e1; then measure e1 "reference churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
+  if want "e$BATCH_IDS"; then
+    measure "e$BATCH_IDS" "reference churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" \
+      "$url/v1/churn/score"
+  fi
+  if want eg; then
+    warm_up "$url/v1/sentiment" "$texts"
+    measure eg "reference sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
+  fi
+  if want eh; then
+    warm_up "$url/v1/recommendations" "$recs"
+    measure eh "reference recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
+  fi
   stop_server
 }
 
@@ -539,7 +696,7 @@ report() {
   pinning+=" ($client_threads thread(s)); one server at a time"
   command="DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY SNAPSHOT_CUSTOMERS=$SNAPSHOT_CUSTOMERS"
   command+=" SKIP_REFERENCE=$SKIP_REFERENCE SWEEP=\"$SWEEP\" SERVER_CPUS=$SERVER_CPUS CLIENT_CPUS=$CLIENT_CPUS"
-  command+=" scripts/loadtest.sh"
+  command+=" RECOMMEND_K=$RECOMMEND_K SCENARIOS=\"$SCENARIOS\" scripts/loadtest.sh"
   oha_args "$DURATION" "<connections>" "<bodies.jsonl>" "<url>"
   env \
     R_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \
@@ -568,7 +725,8 @@ with open(results) as f:
         rows[v["key"]] = v
 
 # crmscore scenario -> the ceiling / reference scenario of the same request size and concurrency
-pairs = {"a": ("d1", "e1"), "b": (f"d{batch}", f"e{batch}"), "c": ("d1", "e1")}
+pairs = {"a": ("d1", "e1"), "b": (f"d{batch}", f"e{batch}"), "c": ("d1", "e1"),
+         "g": ("dg", "eg"), "h": ("dh", "eh")}
 figures = [("req/s", "rps"), ("rows/s", "rows"), ("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("CPU", "cpu"),
            ("RSS", "rss")]
 
@@ -592,7 +750,8 @@ md = [f"# crmscore load test", "",
       f"- date: {os.environ['R_DATE']}",
       f"- machine: {os.environ['R_MACHINE']}",
       f"- pinning: {os.environ['R_PINNING']}",
-      f"- snapshot: {os.environ['R_SNAPSHOT']}; request bodies: random real ids / complete rows over the whole snapshot",
+      f"- snapshot: {os.environ['R_SNAPSHOT']}; request bodies: random real ids / complete rows over the whole snapshot"
+      "; g: one short generated feedback text each (scripts/feedback_corpus.py)",
       f"- crmscore commit: {os.environ['R_COMMIT']}",
       f"- command: `{os.environ['R_COMMAND']}`",
       f"- load generator: oha {os.environ['R_OHA_VERSION']} (-Z: a random line of the body file per request): "
@@ -614,7 +773,8 @@ for v in rows.values():
               f"| {v['oha']:.0f} | {v['other_srv']:.0f} / {v['other_gen']:.0f} |")
 if lines:
     md += ["", "crmscore as a ratio of the ceiling / reference run of the same request size "
-           "(c, the v2 route, is set against the 1-id churn runs).", "",
+           "(c, the v2 route, is set against the 1-id churn runs; g, sentiment, against dg / eg; h, recommendations, "
+           "against dh / eh).", "",
            "| crmscore | vs | " + " | ".join(n for n, _ in figures) + " |",
            "|---|---|" + "--:|" * len(figures)]
     md += [f"| {k} | {n} ({o}) | " + " | ".join(rs) + " |" for k, n, o, rs in lines]
@@ -660,6 +820,7 @@ soak() {
   local url="http://127.0.0.1:$crm_port/v1/churn/score" pid start now next=0 mb out="$bench/oha-soak.json"
   local t0 w0 w1 t1 s0 s1 c0 c1 deadline samples="$bench/soak.tsv"
   start_crmscore
+  warm_up "$url" "$one"
   oha_args "${SOAK}s" "$CONCURRENCY" "$one" "$url"
   log "soak: churn 1 id at c=$CONCURRENCY for ${SOAK}s, RSS every ${SOAK_INTERVAL}s"
   printf 't_s\trss_mb\n' >"$samples"
@@ -727,6 +888,7 @@ if [[ "$MODE" == soak ]]; then
 fi
 
 : >"$results"
+rm -f "$parity" "$parity_text" "$parity_rec"
 echo "scenario                         conns   (duration $DURATION each)"
 phase_crmscore
 phase_ceiling
