@@ -1,0 +1,248 @@
+//! JSON decode of the request bodies and encode of the reply bodies the server handles, with the real wire types
+//! of `crmscore::api::dto`, in bytes per second (`Throughput::Bytes` of the body decoded or encoded; the time per
+//! iteration is the time per request).
+//! Decode (`serde_json::from_slice`, as actix's `web::Json` does, then `ScoreRequest::validate` for the model's
+//! kind): `/v1/churn/score` with 1 and 100 customer ids, a v2 infer request of one FP32 [1, 21] row, and a
+//! `/v1/sentiment` request with one text. The v2 tensor checks (`feature_input` in src/api/v2.rs) are private and
+//! not included.
+//! Encode (the reply structs built from the model outputs, then `serde_json::to_vec`, as `HttpResponse::json`
+//! does): the churn reply (`ScoreReply<ChurnResult>`) for 1 and 100 customers, the v2 infer reply
+//! (`InferResponse`, one [1, 2] FP32 output) and the sentiment reply (`ScoreReply<TextResult>`, one text). The
+//! reply builders of src/api/score.rs are private; this mirrors what `tabular_reply`/`text_reply` do.
+//! Data: real customer ids and one real feature row (without missing values) of the shipped sample snapshot, drawn
+//! by an xorshift64 generator with a fixed seed; probabilities and logits from the same generator; the text is the
+//! first sentence of tests/fixtures/sentiment_expected.json. Run: `cargo bench --bench json_codec`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_schema::DataType;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crmscore::api::dto::{
+    ChurnResult, InferOutput, InferRequest, InferResponse, ItemKey, ModelRef, ScoreReply,
+    ScoreRequest, TextResult,
+};
+use crmscore::model::{ModelKind, ModelSpec};
+use crmscore::snapshot::{CustomerId, find_snapshots, load_snapshot};
+use crmscore::text::softmax;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+const SNAPSHOT_VERSION: &str = "customers-sample.parquet";
+
+/// xorshift64: a tiny fixed-seed generator, so the ids and values are the same on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// The `customer_id` column of a Parquet file, in file order, as requests would send the ids.
+fn snapshot_ids(path: &Path) -> Vec<CustomerId> {
+    let file = std::fs::File::open(path).expect("snapshot file opens");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("readable Parquet");
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["customer_id"]);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .expect("customer_id reader");
+    let mut ids = Vec::new();
+    for batch in reader {
+        let column = batch.expect("row group decodes").column(0).clone();
+        let integer = column.data_type().is_integer();
+        let text = arrow_cast::cast(&column, &DataType::Utf8).expect("ids cast to strings");
+        ids.extend(text.as_string::<i32>().iter().map(|id| {
+            let id = id.expect("customer_id has no nulls");
+            match id.parse::<i64>() {
+                Ok(i) if integer => CustomerId::Int(i),
+                _ => CustomerId::Str(id.to_string()),
+            }
+        }));
+    }
+    ids
+}
+
+fn bench_decode(c: &mut Criterion, name: &str, body: &[u8], decode: impl Fn(&[u8])) {
+    let mut group = c.benchmark_group("json_decode");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_with_input(BenchmarkId::from_parameter(name), body, |b, body| {
+        b.iter(|| decode(black_box(body)))
+    });
+    group.finish();
+}
+
+fn bench_encode(c: &mut Criterion, name: &str, encode: impl Fn() -> Vec<u8>) {
+    let bytes = encode().len();
+    let mut group = c.benchmark_group("json_encode");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+        b.iter(|| black_box(encode()))
+    });
+    group.finish();
+}
+
+fn decode_score(body: &[u8], kind: &str) {
+    let request: ScoreRequest = serde_json::from_slice(body).expect("valid request");
+    black_box(request.validate(kind).expect("valid for the kind"));
+}
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snapshot_path: PathBuf = root.join("snapshots/customers-sample.parquet");
+    let churn = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
+    let sentiment = ModelSpec::load(&root.join("models/sentiment")).expect("sentiment manifest");
+    let ModelKind::Tabular(tabular) = &churn.kind else {
+        panic!("churn is tabular")
+    };
+    let ModelKind::Text(text_spec) = &sentiment.kind else {
+        panic!("sentiment is a text model")
+    };
+
+    let mut rng = XorShift(SEED);
+    let all_ids = snapshot_ids(&snapshot_path);
+    let ids: Vec<CustomerId> = (0..100)
+        .map(|_| all_ids[rng.below(all_ids.len())].clone())
+        .collect();
+
+    let source = &find_snapshots(&snapshot_path).expect("sample snapshot")[0];
+    let snapshot = load_snapshot(source, churn.feature_columns()).expect("sample snapshot loads");
+    let layout = snapshot
+        .layout(churn.feature_columns())
+        .expect("churn columns present");
+    let mut row = Vec::new();
+    while row.is_empty() || row.iter().any(|v: &f32| v.is_nan()) {
+        row.clear();
+        snapshot.gather(rng.below(snapshot.rows()), &layout, &mut row);
+    }
+
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/sentiment_expected.json"))
+            .expect("sentiment fixture"),
+    )
+    .expect("fixture is JSON");
+    let sentence = fixture["cases"][0]["text"]
+        .as_str()
+        .expect("first case has a text")
+        .to_string();
+
+    // Requests, as clients send them.
+    let churn_1 = json!({ "customer_ids": &ids[..1] }).to_string();
+    let churn_100 = json!({ "customer_ids": &ids }).to_string();
+    let v2_infer = json!({
+        "inputs": [{
+            "name": tabular.input,
+            "shape": [1, row.len()],
+            "datatype": "FP32",
+            "data": row,
+        }]
+    })
+    .to_string();
+    let sentiment_1 = json!({ "texts": [sentence] }).to_string();
+
+    bench_decode(c, "churn_1_id", churn_1.as_bytes(), |b| {
+        decode_score(b, "tabular")
+    });
+    bench_decode(c, "churn_100_ids", churn_100.as_bytes(), |b| {
+        decode_score(b, "tabular")
+    });
+    bench_decode(c, "v2_infer_1_row", v2_infer.as_bytes(), |b| {
+        let request: InferRequest = serde_json::from_slice(b).expect("valid v2 request");
+        black_box(request);
+    });
+    bench_decode(c, "sentiment_1_text", sentiment_1.as_bytes(), |b| {
+        decode_score(b, "text")
+    });
+
+    // Replies: what the model returned, then the reply built and serialised as the handlers do.
+    let probabilities: Vec<f32> = (0..100).map(|_| rng.unit()).collect();
+    let logits: Vec<f32> = (0..text_spec.labels.len())
+        .map(|_| rng.unit() * 6.0 - 3.0)
+        .collect();
+    let churn_reply = |n: usize| {
+        let results: Vec<ChurnResult> = ids[..n]
+            .iter()
+            .zip(&probabilities)
+            .map(|(id, &p)| ChurnResult {
+                key: ItemKey::CustomerId(id),
+                churn_probability: Some(p),
+                risk: tabular.risk.map(|r| r.band(p)),
+                error: None,
+            })
+            .collect();
+        serde_json::to_vec(&ScoreReply {
+            model: ModelRef {
+                name: &churn.name,
+                version: &churn.version,
+            },
+            snapshot: Some(SNAPSHOT_VERSION),
+            stale: false,
+            results,
+        })
+        .expect("reply serialises")
+    };
+    bench_encode(c, "churn_1_result", || churn_reply(1));
+    bench_encode(c, "churn_100_results", || churn_reply(100));
+    bench_encode(c, "v2_infer_1_row", || {
+        let p = probabilities[0];
+        let data = [1.0 - p, p];
+        serde_json::to_vec(&InferResponse {
+            model_name: &churn.name,
+            model_version: &churn.version,
+            id: None,
+            outputs: vec![InferOutput {
+                name: &tabular.output,
+                shape: vec![1, data.len()],
+                datatype: "FP32",
+                data: &data,
+            }],
+        })
+        .expect("reply serialises")
+    });
+    bench_encode(c, "sentiment_1_text", || {
+        let probs = softmax(&logits);
+        let best = probs
+            .iter()
+            .enumerate()
+            .fold(0, |best, (i, v)| if *v > probs[best] { i } else { best });
+        let results = vec![TextResult {
+            label: &text_spec.labels[best],
+            scores: text_spec
+                .labels
+                .iter()
+                .map(String::as_str)
+                .zip(probs.iter().copied())
+                .collect::<BTreeMap<_, _>>(),
+        }];
+        serde_json::to_vec(&ScoreReply {
+            model: ModelRef {
+                name: &sentiment.name,
+                version: &sentiment.version,
+            },
+            snapshot: None,
+            stale: false,
+            results,
+        })
+        .expect("reply serialises")
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
