@@ -155,7 +155,7 @@ high = {high}
 
 [batching]
 max_batch_size = 256
-max_delay_us = 200
+max_delay_us = 0               # no batch window: a worker runs what is queued when it is free (docs/performance.md)
 queue_capacity = 1024
 workers = 1
 

@@ -245,7 +245,7 @@ owned_column = "owned_items"  # snapshot list<string> column of item ids to excl
 
 [batching]
 max_batch_size = 128
-max_delay_us = 200
+max_delay_us = 0               # no batch window: a worker runs what is queued when it is free (docs/performance.md)
 queue_capacity = 1024
 workers = 1
 

@@ -159,7 +159,8 @@ impl RiskBands {
 pub struct Batching {
     /// Most rows in one inference call.
     pub max_batch_size: usize,
-    /// How long a worker waits for more jobs after the first one, in microseconds.
+    /// How long a worker waits for more jobs after the first one, in microseconds. 0 (the default): it runs
+    /// whatever is queued as soon as it is free, so batches grow with load and a lone request waits for nothing.
     pub max_delay_us: u64,
     /// Jobs that may wait in the queue; more are refused with 503.
     pub queue_capacity: usize,
@@ -173,7 +174,7 @@ impl Default for Batching {
     fn default() -> Self {
         Batching {
             max_batch_size: 256,
-            max_delay_us: 200,
+            max_delay_us: 0,
             queue_capacity: 1024,
             workers: 1,
             max_tokens: 8192,
