@@ -139,15 +139,18 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
                 let route = req
                     .match_pattern()
                     .unwrap_or_else(|| "unmatched".to_string());
-                let method = req.method().to_string();
+                let method = req.method().clone();
                 let state = metrics_state.clone();
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
                     let seconds = started.elapsed().as_secs_f64();
-                    state
-                        .metrics
-                        .observe_request(&route, &method, res.status().as_u16(), seconds);
+                    state.metrics.observe_request(
+                        &route,
+                        method.as_str(),
+                        res.status().as_str(),
+                        seconds,
+                    );
                     Ok(res)
                 }
             })

@@ -208,9 +208,8 @@ impl Metrics {
     }
 
     /// Records one HTTP request; `route` is the matched pattern, never the raw path (ids stay out of labels).
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [route, method, status.as_str()];
+    pub fn observe_request(&self, route: &str, method: &str, status: &str, seconds: f64) {
+        let labels = [route, method, status];
         self.http_requests.with_label_values(&labels).inc();
         self.http_seconds
             .with_label_values(&labels)
@@ -247,7 +246,7 @@ mod tests {
     #[test]
     fn renders_labelled_series() {
         let m = Metrics::new();
-        m.observe_request("/v1/churn/score", "POST", 200, 0.0004);
+        m.observe_request("/v1/churn/score", "POST", "200", 0.0004);
         m.for_model("churn").batch_rows.observe(16.0);
         m.set_queue_depth("churn", 3);
         let text = m.render();

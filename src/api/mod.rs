@@ -32,14 +32,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .service(
         web::scope("/v1")
             .app_data(json_config(Protocol::V1, max_body_bytes))
-            .service(
-                resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
-            )
+            // Static paths first: actix tries resources in order, and a pattern with a parameter costs a regex.
             .service(resource("/churn/score").route(web::post().to(score::post_churn_score)))
             .service(
                 resource("/recommendations").route(web::post().to(score::post_recommendations)),
             )
             .service(resource("/sentiment").route(web::post().to(score::post_sentiment)))
+            .service(
+                resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
+            )
             .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(
                 resource("/admin/snapshot/reload")
