@@ -13,6 +13,8 @@
 //! Data: rows of 21 features (the churn model's width) holding the fixed values 0, 1, …, 20; no randomness.
 //! Run: `cargo bench --bench batcher`; HTML report in target/criterion.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,15 +135,11 @@ fn lone_job(c: &mut Criterion) {
             &max_delay_us,
             |b, _| {
                 b.iter(|| {
-                    let reply = queue
-                        .submit(ModelInput::Rows(row.clone()), 1)
-                        .expect("queue has room");
-                    black_box(
-                        reply
-                            .blocking_recv()
-                            .expect("worker answers")
-                            .expect("the trivial model answers"),
-                    )
+                    black_box(common::run_blocking(
+                        &queue,
+                        ModelInput::Rows(row.clone()),
+                        1,
+                    ))
                 })
             },
         );

@@ -6,63 +6,23 @@
 //! waits out the batch window) and with max_delay_us 0 (a second server), and `GET /v2/health/live`, the no-model
 //! baseline (routing, middleware, HTTP parsing and the socket round trip). One client, so this is latency at
 //! concurrency 1; the load-test script measures throughput.
-//! Data: real customer ids of the shipped sample snapshot, a pool of 4096 drawn by an xorshift64 generator with a
-//! fixed seed; each iteration sends the next one. Run: `cargo bench --bench http_roundtrip`.
+//! Data: real customer ids of the shipped sample snapshot (`FeatureSnapshot::customer_ids`), a pool of 4096 drawn
+//! by an xorshift64 generator with a fixed seed; each iteration sends the next one.
+//! Run: `cargo bench --bench http_roundtrip`.
+
+mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use arrow_schema::DataType;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use crmscore::snapshot::CustomerId;
 use crmscore::{Config, RunningServer};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+use common::XorShift;
+
 const POOL: usize = 4096;
-
-/// xorshift64: a tiny fixed-seed generator, so the ids are the same on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x % n as u64) as usize
-    }
-}
-
-/// The `customer_id` column of a Parquet file, in file order, as requests would send the ids.
-fn snapshot_ids(path: &Path) -> Vec<CustomerId> {
-    let file = std::fs::File::open(path).expect("snapshot file opens");
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("readable Parquet");
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["customer_id"]);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .expect("customer_id reader");
-    let mut ids = Vec::new();
-    for batch in reader {
-        let column = batch.expect("row group decodes").column(0).clone();
-        let integer = column.data_type().is_integer();
-        let text = arrow_cast::cast(&column, &DataType::Utf8).expect("ids cast to strings");
-        ids.extend(text.as_string::<i32>().iter().map(|id| {
-            let id = id.expect("customer_id has no nulls");
-            match id.parse::<i64>() {
-                Ok(i) if integer => CustomerId::Int(i),
-                _ => CustomerId::Str(id.to_string()),
-            }
-        }));
-    }
-    ids
-}
 
 /// A keep-alive HTTP/1.1 client over one socket; reconnects once if the server closed an idle connection.
 struct Client {
@@ -167,10 +127,7 @@ fn start(root: &Path, max_delay_us: Option<u64>) -> (RunningServer, Client) {
         max_delay_us,
         // Fewer rescans of the snapshot and model folders while measuring.
         poll_ms: 1_000,
-        ..Config::for_tests(
-            root.join("models"),
-            root.join("snapshots/customers-sample.parquet"),
-        )
+        ..Config::for_tests(root.join("models"), root.join(common::SAMPLE))
     };
     let server = crmscore::start(config).expect("server starts (run scripts/setup-onnxruntime.sh)");
     let mut client = Client::connect(server.addr).expect("client connects");
@@ -192,17 +149,17 @@ fn start(root: &Path, max_delay_us: Option<u64>) -> (RunningServer, Client) {
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let all_ids = snapshot_ids(&root.join("snapshots/customers-sample.parquet"));
-    let mut rng = XorShift(SEED);
-    let requests: Vec<Vec<u8>> = (0..POOL)
-        .map(|_| {
-            let id = &all_ids[rng.below(all_ids.len())];
+    let root = common::root();
+    let sample = common::sample(common::churn_spec().feature_columns());
+    let ids = common::draw_ids(&sample, &mut XorShift::seeded(), POOL);
+    drop(sample);
+    let requests: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
             let body = serde_json::json!({ "customer_ids": [id] }).to_string();
             post("/v1/churn/score", &body)
         })
         .collect();
-    drop(all_ids);
 
     let mut group = c.benchmark_group("http_roundtrip");
     for (name, max_delay_us) in [("manifest_delay", None), ("max_delay_0us", Some(0))] {

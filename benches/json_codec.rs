@@ -13,72 +13,23 @@
 //! by an xorshift64 generator with a fixed seed; probabilities and logits from the same generator; the text is the
 //! first sentence of tests/fixtures/sentiment_expected.json. Run: `cargo bench --bench json_codec`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_schema::DataType;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crmscore::api::dto::{
     ChurnResult, InferOutput, InferRequest, InferResponse, ItemKey, ModelRef, ScoreReply,
     ScoreRequest, TextResult,
 };
 use crmscore::model::{ModelKind, ModelSpec};
-use crmscore::snapshot::{CustomerId, find_snapshots, load_snapshot};
 use crmscore::text::softmax;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
 
-const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+use common::XorShift;
+
 const SNAPSHOT_VERSION: &str = "customers-sample.parquet";
-
-/// xorshift64: a tiny fixed-seed generator, so the ids and values are the same on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-/// The `customer_id` column of a Parquet file, in file order, as requests would send the ids.
-fn snapshot_ids(path: &Path) -> Vec<CustomerId> {
-    let file = std::fs::File::open(path).expect("snapshot file opens");
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("readable Parquet");
-    let mask = ProjectionMask::columns(builder.parquet_schema(), ["customer_id"]);
-    let reader = builder
-        .with_projection(mask)
-        .build()
-        .expect("customer_id reader");
-    let mut ids = Vec::new();
-    for batch in reader {
-        let column = batch.expect("row group decodes").column(0).clone();
-        let integer = column.data_type().is_integer();
-        let text = arrow_cast::cast(&column, &DataType::Utf8).expect("ids cast to strings");
-        ids.extend(text.as_string::<i32>().iter().map(|id| {
-            let id = id.expect("customer_id has no nulls");
-            match id.parse::<i64>() {
-                Ok(i) if integer => CustomerId::Int(i),
-                _ => CustomerId::Str(id.to_string()),
-            }
-        }));
-    }
-    ids
-}
 
 fn bench_decode(c: &mut Criterion, name: &str, body: &[u8], decode: impl Fn(&[u8])) {
     let mut group = c.benchmark_group("json_decode");
@@ -105,9 +56,8 @@ fn decode_score(body: &[u8], kind: &str) {
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let snapshot_path: PathBuf = root.join("snapshots/customers-sample.parquet");
-    let churn = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
+    let root = common::root();
+    let churn = common::churn_spec();
     let sentiment = ModelSpec::load(&root.join("models/sentiment")).expect("sentiment manifest");
     let ModelKind::Tabular(tabular) = &churn.kind else {
         panic!("churn is tabular")
@@ -116,14 +66,9 @@ fn bench(c: &mut Criterion) {
         panic!("sentiment is a text model")
     };
 
-    let mut rng = XorShift(SEED);
-    let all_ids = snapshot_ids(&snapshot_path);
-    let ids: Vec<CustomerId> = (0..100)
-        .map(|_| all_ids[rng.below(all_ids.len())].clone())
-        .collect();
-
-    let source = &find_snapshots(&snapshot_path).expect("sample snapshot")[0];
-    let snapshot = load_snapshot(source, churn.feature_columns()).expect("sample snapshot loads");
+    let snapshot = common::sample(churn.feature_columns());
+    let mut rng = XorShift::seeded();
+    let ids = common::draw_ids(&snapshot, &mut rng, 100);
     let layout = snapshot
         .layout(churn.feature_columns())
         .expect("churn columns present");

@@ -12,36 +12,32 @@
 //! (make one with `scripts/train_models.py --snapshot-only --customers 10000000 --out FILE`).
 //! Run: `cargo bench --bench snapshot_load`; HTML report in target/criterion.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
-use arrow_array::cast::AsArray;
-use arrow_schema::DataType;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use crmscore::model::ModelSpec;
 use crmscore::snapshot::check::model_columns;
-use crmscore::snapshot::{CustomerId, find_snapshots, load_snapshot};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use crmscore::snapshot::load_snapshot;
+
+use common::XorShift;
 
 /// Rows gathered per iteration.
 const GATHER_ROWS: usize = 1024;
 /// Random rows and ids drawn once; iterations walk through them.
 const POOL: usize = 1 << 16;
-const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn snapshot_path(root: &Path) -> PathBuf {
     std::env::var_os("CRMSCORE_BENCH_SNAPSHOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("snapshots/customers-sample.parquet"))
+        .unwrap_or_else(|| root.join(common::SAMPLE))
 }
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = snapshot_path(root);
-    let spec = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
-    let columns = spec.feature_columns().to_vec();
-    let source = find_snapshots(&path).expect("snapshot")[0].clone();
+    let path = snapshot_path(common::root());
+    let columns = common::churn_spec().feature_columns().to_vec();
+    let source = common::source(&path);
     let rows = load_snapshot(&source, &columns)
         .expect("snapshot loads")
         .rows();
@@ -62,67 +58,20 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// xorshift64: a tiny fixed-seed generator, so the random rows and ids are the same on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x % n as u64) as usize
-    }
-}
-
-/// The `customer_id` column of the snapshot's files, in file order, as requests would send the ids.
-fn snapshot_ids(files: &[PathBuf]) -> Vec<CustomerId> {
-    let mut ids = Vec::new();
-    for path in files {
-        let file = std::fs::File::open(path).expect("snapshot file opens");
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("readable Parquet");
-        let mask = ProjectionMask::columns(builder.parquet_schema(), ["customer_id"]);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .expect("customer_id reader");
-        for batch in reader {
-            let column = batch.expect("row group decodes").column(0).clone();
-            let integer = column.data_type().is_integer();
-            let text = arrow_cast::cast(&column, &DataType::Utf8).expect("ids cast to strings");
-            ids.extend(text.as_string::<i32>().iter().map(|id| {
-                let id = id.expect("customer_id has no nulls");
-                match id.parse::<i64>() {
-                    Ok(i) if integer => CustomerId::Int(i),
-                    _ => CustomerId::Str(id.to_string()),
-                }
-            }));
-        }
-    }
-    ids
-}
-
 fn gather(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = snapshot_path(root);
-    let spec = ModelSpec::load(&root.join("models/churn")).expect("churn manifest");
+    let root = common::root();
+    let spec = common::churn_spec();
     let (all_columns, _) = model_columns(&root.join("models")).expect("model manifests");
-    let source = find_snapshots(&path).expect("snapshot")[0].clone();
-    let snapshot = load_snapshot(&source, &all_columns).expect("snapshot loads");
+    let snapshot = common::load(&snapshot_path(root), &all_columns);
     let layout = snapshot
         .layout(spec.feature_columns())
         .expect("churn columns present");
     let n = snapshot.rows();
     assert!(n >= GATHER_ROWS, "the snapshot needs {GATHER_ROWS} rows");
 
-    let mut rng = XorShift(SEED);
+    let mut rng = XorShift::seeded();
     let random_rows: Vec<usize> = (0..POOL).map(|_| rng.below(n)).collect();
-    let all_ids = snapshot_ids(&source.files);
-    let random_ids: Vec<CustomerId> = (0..POOL)
-        .map(|_| all_ids[rng.below(all_ids.len())].clone())
-        .collect();
-    drop(all_ids);
+    let random_ids = common::draw_ids(&snapshot, &mut rng, POOL);
     assert!(
         random_ids.iter().all(|id| snapshot.lookup(id).is_some()),
         "every drawn id is in the snapshot"

@@ -4,37 +4,20 @@
 //! Data: the fixed sentences of tests/fixtures/sentiment_expected.json (cycled) and the first customers of the
 //! shipped sample snapshot (scripts/train_models.py, fixed seed). Run: `cargo bench --bench text_and_recommend`.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crmscore::batching::ModelInput;
-use crmscore::config::Device;
+use crmscore::model::ModelKind;
 use crmscore::model::catalogue::top_k;
-use crmscore::model::registry::BatchingOverrides;
-use crmscore::model::session::SessionOptions;
-use crmscore::model::{ModelKind, ModelRegistry};
-use crmscore::snapshot::{find_snapshots, load_snapshot};
-use crmscore::telemetry::Metrics;
 
 const SIZES: [usize; 3] = [1, 32, 256];
 
 fn bench(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    crmscore::model::runtime::environment(None)
-        .expect("ONNX Runtime (run scripts/setup-onnxruntime.sh)");
-    let options = SessionOptions {
-        device: Device::Cpu,
-        intra_threads: 1,
-    };
-    let overrides = BatchingOverrides {
-        max_batch_size: Some(256),
-        max_delay_us: Some(0),
-        ..Default::default()
-    };
-    let metrics = Metrics::new();
-    let registry =
-        ModelRegistry::load(&root.join("models"), &overrides, &options, &metrics).expect("models");
+    let root = common::root();
+    let registry = common::registry(&common::cpu_sessions(), 256);
 
     let fixture: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("tests/fixtures/sentiment_expected.json"))
@@ -69,16 +52,11 @@ fn bench(c: &mut Criterion) {
                     .iter()
                     .map(|t| encoder.encode(t).expect("tokens"))
                     .collect();
-                let reply = sentiment
-                    .queue
-                    .submit(ModelInput::Tokens(tokens), n)
-                    .expect("queue has room");
-                black_box(
-                    reply
-                        .blocking_recv()
-                        .expect("worker answers")
-                        .expect("inference"),
-                )
+                black_box(common::run_blocking(
+                    &sentiment.queue,
+                    ModelInput::Tokens(tokens),
+                    n,
+                ))
             })
         });
     }
@@ -91,24 +69,14 @@ fn bench(c: &mut Criterion) {
         panic!("recommender kind")
     };
     let catalogue = recommender.catalogue.as_ref().expect("catalogue");
-    let source =
-        &find_snapshots(&root.join("snapshots/customers-sample.parquet")).expect("sample")[0];
-    let snapshot = load_snapshot(source, &spec.features).expect("sample loads");
-    let layout = snapshot.layout(&spec.features).expect("columns");
-    let mut rows = Vec::new();
-    for r in 0..256 {
-        snapshot.gather(r, &layout, &mut rows);
-    }
+    let rows = common::first_rows(&spec.features, 256);
     let width = spec.features.len();
-    let scores = recommender
-        .queue
-        .submit(ModelInput::Rows(rows[..width].to_vec()), 1)
-        .expect("room");
-    let scores = scores
-        .blocking_recv()
-        .expect("answer")
-        .expect("inference")
-        .values;
+    let scores = common::run_blocking(
+        &recommender.queue,
+        ModelInput::Rows(rows[..width].to_vec()),
+        1,
+    )
+    .values;
     let owned: Vec<u32> = (0..8).map(|i| i * 97 % catalogue.len() as u32).collect();
     let mut group = c.benchmark_group("recommend");
     group.throughput(Throughput::Elements(1));
@@ -119,15 +87,8 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::new("infer_and_top10", n), &n, |b, &n| {
             b.iter(|| {
-                let reply = recommender
-                    .queue
-                    .submit(ModelInput::Rows(rows[..n * width].to_vec()), n)
-                    .expect("room");
-                let out = reply
-                    .blocking_recv()
-                    .expect("answer")
-                    .expect("inference")
-                    .values;
+                let input = ModelInput::Rows(rows[..n * width].to_vec());
+                let out = common::run_blocking(&recommender.queue, input, n).values;
                 black_box(
                     out.chunks(catalogue.len())
                         .map(|s| top_k(s, 10, &owned))

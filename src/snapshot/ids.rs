@@ -213,6 +213,28 @@ impl CustomerIndex {
             (CustomerIndex::Str(index), CustomerId::Int(i)) => index.find(&i.to_string()),
         }
     }
+
+    /// Every id, in row order.
+    pub fn ids(&self) -> Vec<CustomerId> {
+        match self {
+            CustomerIndex::Str(index) => {
+                let mut ids = vec![CustomerId::Str(String::new()); index.rows];
+                for slot in index.slots.iter() {
+                    let id = std::str::from_utf8(key_bytes(&index.spill, slot))
+                        .expect("ids are pushed as &str");
+                    ids[slot.row as usize] = CustomerId::Str(id.to_string());
+                }
+                ids
+            }
+            CustomerIndex::Int(map) => {
+                let mut ids = vec![CustomerId::Int(0); map.len()];
+                for (&id, &row) in map {
+                    ids[row as usize] = CustomerId::Int(id);
+                }
+                ids
+            }
+        }
+    }
 }
 
 /// Appends string ids one by one, rejecting duplicates as they come.
@@ -344,6 +366,25 @@ mod tests {
         assert_eq!(idx.get(&CustomerId::Str("7".into())), Some(0));
         assert_eq!(idx.get(&CustomerId::Str("x7".into())), None);
         assert_eq!(CustomerIndex::from_integers([1, 1]).err().unwrap(), "1");
+    }
+
+    #[test]
+    fn ids_come_back_in_row_order() {
+        let long = "customer-with-a-long-uuid-3f2a9c1e-0b7d-4c55-9e61-2d8f4a6b7c90";
+        let strings = ["C0004212", long, "", "12345678901", "123456789012", "C1"];
+        let expected: Vec<CustomerId> = strings
+            .iter()
+            .map(|id| CustomerId::Str(id.to_string()))
+            .collect();
+        assert_eq!(
+            CustomerIndex::from_strings(strings).unwrap().ids(),
+            expected
+        );
+        let integers = [42, -7, 0, i64::MAX, 3];
+        assert_eq!(
+            CustomerIndex::from_integers(integers).unwrap().ids(),
+            integers.map(CustomerId::Int)
+        );
     }
 
     #[test]

@@ -115,6 +115,11 @@ impl FeatureSnapshot {
         self.index.get(id)
     }
 
+    /// Customer ids in row order.
+    pub fn customer_ids(&self) -> Vec<CustomerId> {
+        self.index.ids()
+    }
+
     /// Asks the CPU to start loading row `row` into cache, so that gathering many random rows overlaps their
     /// memory latency instead of paying it one row after another.
     pub fn prefetch(&self, row: usize) {
