@@ -136,17 +136,19 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             .app_data(app_state.clone())
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
-                let route = req
-                    .match_pattern()
-                    .unwrap_or_else(|| "unmatched".to_string());
                 let method = req.method().clone();
                 let state = metrics_state.clone();
                 let fut = srv.call(req);
                 async move {
                     let res = fut.await?;
                     let seconds = started.elapsed().as_secs_f64();
+                    // Set by the resource that answered; none when no route matched.
+                    let route = res
+                        .request()
+                        .app_data::<api::RouteLabel>()
+                        .map_or("unmatched", |label| label.0);
                     state.metrics.observe_request(
-                        &route,
+                        route,
                         method.as_str(),
                         res.status().as_str(),
                         seconds,

@@ -523,10 +523,15 @@ fn metadata_health_snapshot_and_metrics_routes() {
         "/v1/churn/score",
         &json!({"customer_ids": [expected().ids[0]]}),
     );
+    get(s, "/v2/models/churn/infer"); // wrong method: labelled with its route
+    get(s, "/v1/no/such/route/C0000001");
     let (status, _, text) = get_text(s, "/metrics");
     assert_eq!(status, 200);
     let series: HashMap<&str, bool> = [
         r#"crmscore_http_requests_total{method="POST",route="/v1/churn/score",status="200"}"#,
+        r#"crmscore_http_requests_total{method="GET",route="/v2/models/{model}/infer",status="405"}"#,
+        r#"crmscore_http_requests_total{method="GET",route="/v2/models/{model}/ready",status="200"}"#,
+        r#"crmscore_http_requests_total{method="GET",route="unmatched",status="404"}"#,
         r#"crmscore_http_request_duration_seconds_bucket{method="POST",route="/v1/churn/score",status="200""#,
         r#"crmscore_batch_size_bucket{model="churn""#,
         r#"crmscore_inference_duration_seconds_bucket{model="churn""#,

@@ -13,37 +13,43 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ApiError, Protocol, ScoreError};
 
+/// The route pattern a request matched, as its metrics label: resource data, so reading it after routing costs
+/// nothing (`HttpRequest::match_pattern` matches the path again, regexes included).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
 /// Registers every route; `max_body_bytes` bounds JSON bodies.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    // Within a scope actix tries resources in order and matches a pattern with a parameter by regex: the hot
+    // routes (v2 infer, the named /v1 routes) come before the others.
     cfg.service(
         web::scope("/v2")
             .app_data(json_config(Protocol::V2, max_body_bytes))
-            .service(resource("").route(web::get().to(v2::get_server_metadata)))
-            .service(resource("/health/live").route(web::get().to(health::get_live)))
-            .service(resource("/health/ready").route(web::get().to(health::get_ready)))
-            .service(resource("/models/{model}").route(web::get().to(v2::get_model_metadata)))
-            .service(resource("/models/{model}/ready").route(web::get().to(v2::get_model_ready)))
-            .service(resource("/models/{model}/infer").route(web::post().to(v2::post_infer)))
+            .service(resource("/v2/models/{model}/infer").route(web::post().to(v2::post_infer)))
+            .service(resource("/v2").route(web::get().to(v2::get_server_metadata)))
+            .service(resource("/v2/health/live").route(web::get().to(health::get_live)))
+            .service(resource("/v2/health/ready").route(web::get().to(health::get_ready)))
+            .service(resource("/v2/models/{model}").route(web::get().to(v2::get_model_metadata)))
+            .service(resource("/v2/models/{model}/ready").route(web::get().to(v2::get_model_ready)))
             .service(
-                resource("/repository/models/{model}/load")
+                resource("/v2/repository/models/{model}/load")
                     .route(web::post().to(admin::post_model_load)),
             ),
     )
     .service(
         web::scope("/v1")
             .app_data(json_config(Protocol::V1, max_body_bytes))
-            // Static paths first: actix tries resources in order, and a pattern with a parameter costs a regex.
-            .service(resource("/churn/score").route(web::post().to(score::post_churn_score)))
+            .service(resource("/v1/churn/score").route(web::post().to(score::post_churn_score)))
             .service(
-                resource("/recommendations").route(web::post().to(score::post_recommendations)),
+                resource("/v1/recommendations").route(web::post().to(score::post_recommendations)),
             )
-            .service(resource("/sentiment").route(web::post().to(score::post_sentiment)))
+            .service(resource("/v1/sentiment").route(web::post().to(score::post_sentiment)))
             .service(
-                resource("/models/{model}/score").route(web::post().to(score::post_model_score)),
+                resource("/v1/models/{model}/score").route(web::post().to(score::post_model_score)),
             )
-            .service(resource("/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
+            .service(resource("/v1/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(
-                resource("/admin/snapshot/reload")
+                resource("/v1/admin/snapshot/reload")
                     .route(web::post().to(admin::post_snapshot_reload)),
             ),
     )
@@ -51,9 +57,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .default_service(web::to(not_found));
 }
 
-/// A resource whose wrong-method answer is our JSON 405, not an empty body.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource at `pattern` (its full path; the scope's prefix is cut off here), labelled for metrics, whose
+/// wrong-method answer is our JSON 405, not an empty body.
+fn resource(pattern: &'static str) -> Resource {
+    let within_scope = ["/v1", "/v2"]
+        .into_iter()
+        .find_map(|scope| pattern.strip_prefix(scope))
+        .unwrap_or(pattern);
+    web::resource(within_scope)
+        .app_data(RouteLabel(pattern))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
