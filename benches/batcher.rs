@@ -4,8 +4,8 @@
 //! per row, so nothing here is inference.
 //! `batcher_throughput`: jobs/s for 1024 one-row jobs per iteration, submitted by 1, 16 or 64 concurrent tasks on
 //! one actix (tokio current-thread) runtime, as an HTTP worker submits them, each task awaiting its reply before
-//! sending its next job; max_batch_size 256, max_delay_us 0, and once at 64 in flight with the shipped churn
-//! setting max_delay_us 200 (the worker then waits out the window, as 64 jobs never fill a 256-row batch).
+//! sending its next job; max_batch_size 256, max_delay_us 0 (the default), and once at 64 in flight with a
+//! 200 us window (the worker then waits it out, as 64 jobs never fill a 256-row batch).
 //! `batcher_lone_job`: the time one job sees when it is alone in the queue (submit from a plain thread, then
 //! `blocking_recv`), for max_delay_us 0, 50, 200 and 1000. The worker waits until the first job's enqueue time
 //! plus max_delay for more jobs, so at low load a request pays the whole window: the curve is what max_delay_us
