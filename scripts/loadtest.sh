@@ -602,15 +602,20 @@ phase_crmscore() {
   for c in $SWEEP; do
     if want "f$c"; then measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"; fi
   done
-  if want g; then
-    warm_up "$url/v1/sentiment" "$texts"
-    measure g "crmscore sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
-  fi
-  if want h; then
-    warm_up "$url/v1/recommendations" "$recs"
-    measure h "crmscore recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
-  fi
+  measure_text_and_recs g h crmscore "$url"
   stop_server
+}
+
+# The sentiment (1 text) and recommendation (1 id, k=RECOMMEND_K) runs of one server, each when SCENARIOS asks.
+measure_text_and_recs() { # sentiment_key recommend_key server_label url
+  if want "$1"; then
+    warm_up "$4/v1/sentiment" "$texts"
+    measure "$1" "$3 sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$4/v1/sentiment"
+  fi
+  if want "$2"; then
+    warm_up "$4/v1/recommendations" "$recs"
+    measure "$2" "$3 recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$4/v1/recommendations"
+  fi
 }
 
 ceiling_serves() { # route body_file key: whether the ceiling answers the route with 200 (else a note, no run)
@@ -636,16 +641,14 @@ phase_ceiling() {
     measure "d$BATCH_IDS" "ceiling churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" \
       "$url/v1/churn/score"
   fi
+  local dg=dg dh=dh # cleared when the ceiling lacks the route
   if want dg && ceiling_serves /v1/sentiment "$texts" dg; then
     check_replies ceiling "$url/v1/sentiment" sentiment "$texts"
-    warm_up "$url/v1/sentiment" "$texts"
-    measure dg "ceiling sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
-  fi
+  else dg=-; fi
   if want dh && ceiling_serves /v1/recommendations "$recs" dh; then
     check_replies ceiling "$url/v1/recommendations" recommend "$recs"
-    warm_up "$url/v1/recommendations" "$recs"
-    measure dh "ceiling recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
-  fi
+  else dh=-; fi
+  measure_text_and_recs "$dg" "$dh" ceiling "$url"
   stop_server
 }
 
@@ -666,14 +669,7 @@ phase_reference() {
     measure "e$BATCH_IDS" "reference churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" \
       "$url/v1/churn/score"
   fi
-  if want eg; then
-    warm_up "$url/v1/sentiment" "$texts"
-    measure eg "reference sentiment 1 text" "$CONCURRENCY" 1 "$texts" "$url/v1/sentiment"
-  fi
-  if want eh; then
-    warm_up "$url/v1/recommendations" "$recs"
-    measure eh "reference recommend k=$RECOMMEND_K" "$CONCURRENCY" 1 "$recs" "$url/v1/recommendations"
-  fi
+  measure_text_and_recs eg eh reference "$url"
   stop_server
 }
 
