@@ -110,21 +110,23 @@ impl Scored {
     }
 }
 
-/// The model `name`, which must be of `kind` ("tabular", "recommender" or "text").
-pub fn model_of_kind(
+/// The served model `name`; when `kind` is given ("tabular", "recommender" or "text") it must be of that kind.
+pub fn find_model(
     models: &ModelRegistry,
     name: &str,
-    kind: &'static str,
+    kind: Option<&'static str>,
 ) -> Result<Arc<ModelHandle>, ScoreError> {
     let model = models
         .get(name)
         .ok_or_else(|| ScoreError::UnknownModel(name.to_string()))?;
     let actual = model.spec.kind.name();
-    if actual != kind {
+    if let Some(expected) = kind
+        && actual != expected
+    {
         return Err(ScoreError::WrongModelKind {
             model: name.to_string(),
             kind: actual,
-            expected: kind,
+            expected,
         });
     }
     Ok(model)
@@ -136,15 +138,6 @@ fn feature_spec(model: &ModelHandle) -> (&[String], MissingPolicy) {
         ModelKind::Tabular(t) => (&t.features, t.missing),
         ModelKind::Recommender(r) => (&r.features, r.missing),
         ModelKind::Text(_) => (&[], MissingPolicy::Nan),
-    }
-}
-
-/// Values per output row of a model.
-fn output_width(model: &ModelHandle) -> usize {
-    match &model.spec.kind {
-        ModelKind::Tabular(t) => t.labels.len(),
-        ModelKind::Text(t) => t.labels.len(),
-        ModelKind::Recommender(_) => model.catalogue.as_ref().map_or(0, |c| c.len()),
     }
 }
 
@@ -303,7 +296,7 @@ async fn run(
     input: ModelInput,
     rows: usize,
 ) -> Result<Scored, ScoreError> {
-    let width = output_width(&model);
+    let width = model.output_width();
     let (outputs, queue_us, inference_us) = if rows == 0 {
         (Vec::new(), 0, 0)
     } else {

@@ -12,9 +12,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float32Type;
 use arrow_schema::DataType;
 use common::*;
-use crmscore::RunningServer;
 use crmscore::model::ModelSpec;
 use crmscore::model::spec::ModelKind;
+use crmscore::{Config, RunningServer};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
@@ -550,4 +550,43 @@ fn metadata_health_snapshot_and_metrics_routes() {
         !text.contains("C00"),
         "customer ids never appear in metric labels"
     );
+}
+
+#[test]
+fn a_named_route_refuses_a_model_of_another_kind() {
+    // The churn (tabular) model dropped in under the sentiment route's name.
+    let models = TempDir::new("wrong-kind");
+    let folder = models.path().join("sentiment");
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in ["model.onnx", "model.toml"] {
+        std::fs::copy(common::models().join("churn").join(file), folder.join(file)).unwrap();
+    }
+    let server = start_ready(Config::for_tests(models.path(), sample_snapshot()));
+    let s = &server;
+
+    let (status, body) = post(s, "/v1/sentiment", &json!({"texts": ["hello"]}));
+    assert_eq!(status, 400, "{body}");
+    let message = v1_error(&body, "wrong_model_kind");
+    assert!(
+        message.contains("sentiment") && message.contains("tabular"),
+        "{message}"
+    );
+
+    // The generic route takes any kind, and v2 metadata finds the model by name.
+    let id = expected().ids[0].clone();
+    let (status, body) = post(
+        s,
+        "/v1/models/sentiment/score",
+        &json!({"customer_ids": [id]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(s, "/v2/models/sentiment");
+    assert_eq!(
+        (status, &body["name"]),
+        (200, &json!("sentiment")),
+        "{body}"
+    );
+    let (status, body) = get(s, "/v2/models/churn");
+    assert_eq!(status, 404, "{body}");
+    assert!(v2_error(&body).contains("churn"), "{body}");
 }

@@ -70,21 +70,8 @@ async fn score(
     named: Option<&'static str>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let model = state
-        .models
-        .get(name)
-        .ok_or_else(|| ScoreError::UnknownModel(name.to_string()))?;
+    let model = scoring::find_model(&state.models, name, named)?;
     let kind = model.spec.kind.name();
-    if let Some(expected) = named
-        && expected != kind
-    {
-        return Err(ScoreError::WrongModelKind {
-            model: name.to_string(),
-            kind,
-            expected,
-        }
-        .into());
-    }
     let churn = named == Some("tabular");
     let response = match body.validate(kind)? {
         ScoreInput::Customers(ids) => {

@@ -23,10 +23,7 @@ pub async fn get_server_metadata() -> HttpResponse {
 }
 
 fn model(state: &AppState, name: &str) -> Result<std::sync::Arc<ModelHandle>, ApiError> {
-    state
-        .models
-        .get(name)
-        .ok_or_else(|| ApiError::v2(ScoreError::UnknownModel(name.to_string())))
+    scoring::find_model(&state.models, name, None).map_err(ApiError::v2)
 }
 
 fn tensors<'t>(

@@ -577,6 +577,15 @@ impl ModelRegistry {
 }
 
 impl ModelHandle {
+    /// Values per output row: class probabilities or logits, or one score per catalogue item.
+    pub fn output_width(&self) -> usize {
+        match &self.spec.kind {
+            ModelKind::Tabular(t) => t.labels.len(),
+            ModelKind::Text(t) => t.labels.len(),
+            ModelKind::Recommender(_) => self.catalogue.as_ref().map_or(0, Catalogue::len),
+        }
+    }
+
     /// Where this model's feature columns sit in `snapshot`'s rows, resolved once per snapshot; Err names the
     /// first column the snapshot lacks.
     pub fn layout_in(&self, snapshot: &FeatureSnapshot) -> Result<Arc<Layout>, String> {
@@ -602,11 +611,7 @@ impl ModelHandle {
             }
             _ => ModelInput::Rows(vec![0.0_f32; self.spec.feature_columns().len()]),
         };
-        let width = match &self.spec.kind {
-            ModelKind::Tabular(t) => t.labels.len(),
-            ModelKind::Text(t) => t.labels.len(),
-            ModelKind::Recommender(_) => self.catalogue.as_ref().map_or(0, Catalogue::len),
-        };
+        let width = self.output_width();
         let receiver = self
             .queue
             .submit(input, 1)
