@@ -50,22 +50,22 @@ impl ScoreRequest {
     /// Checks the fields against what a model of `kind` takes.
     pub fn validate(self, kind: &str) -> Result<ScoreInput, ScoreError> {
         let bad = |msg: String| Err(ScoreError::BadRequest(msg));
-        let present: Vec<&str> = [
+        let present = [
             ("customer_ids", self.customer_ids.is_some()),
             ("rows", self.rows.is_some()),
             ("k", self.k.is_some()),
             ("exclude_owned", self.exclude_owned.is_some()),
             ("texts", self.texts.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, here)| here.then_some(name))
-        .collect();
+        ];
         let allowed: &[&str] = match kind {
             "recommender" => &["customer_ids", "k", "exclude_owned"],
             "text" => &["texts"],
             _ => &["customer_ids", "rows"],
         };
-        if let Some(field) = present.iter().find(|f| !allowed.contains(f)) {
+        if let Some((field, _)) = present
+            .iter()
+            .find(|(name, here)| *here && !allowed.contains(name))
+        {
             return bad(format!(
                 "'{field}' does not apply to a {kind} model (it takes {allowed:?})"
             ));
