@@ -10,7 +10,7 @@ use crate::batching::ModelInput;
 use crate::config::StalePolicy;
 use crate::error::ScoreError;
 use crate::model::catalogue::top_k;
-use crate::model::spec::{MissingPolicy, ModelKind};
+use crate::model::spec::MissingPolicy;
 use crate::model::{ModelHandle, ModelRegistry};
 use crate::snapshot::{CustomerId, FeatureSnapshot, SnapshotReloader, SnapshotStore};
 use crate::telemetry::Metrics;
@@ -132,15 +132,6 @@ pub fn find_model(
     Ok(model)
 }
 
-/// The feature columns and missing policy of a model fed from the snapshot.
-fn feature_spec(model: &ModelHandle) -> (&[String], MissingPolicy) {
-    match &model.spec.kind {
-        ModelKind::Tabular(t) => (&t.features, t.missing),
-        ModelKind::Recommender(r) => (&r.features, r.missing),
-        ModelKind::Text(_) => (&[], MissingPolicy::Nan),
-    }
-}
-
 /// Checks a list's length against the request cap.
 pub fn check_count(what: &str, n: usize, limits: &Limits) -> Result<(), ScoreError> {
     if n == 0 {
@@ -176,7 +167,7 @@ pub async fn score_customers(
         Some(_) => true,
         None => false,
     };
-    let (features, missing) = feature_spec(&model);
+    let (features, missing) = (model.spec.feature_columns(), model.spec.missing());
     let layout = model.layout_in(&snapshot).map_err(|column| {
         ScoreError::NotReady(format!(
             "the served snapshot lacks column '{column}' of model '{}'",
@@ -238,7 +229,7 @@ pub async fn score_rows(
     rows: &[Map<String, Value>],
 ) -> Result<Scored, ScoreError> {
     check_count("rows", rows.len(), &state.limits)?;
-    let (features, missing) = feature_spec(&model);
+    let (features, missing) = (model.spec.feature_columns(), model.spec.missing());
     let mut input = Vec::with_capacity(rows.len() * features.len());
     for (i, row) in rows.iter().enumerate() {
         row_features(features, missing, i, row, &mut input)?;

@@ -357,6 +357,15 @@ impl ModelSpec {
         }
     }
 
+    /// How nulls among those features become model input (text models read none).
+    pub fn missing(&self) -> MissingPolicy {
+        match &self.kind {
+            ModelKind::Tabular(t) => t.missing,
+            ModelKind::Recommender(r) => r.missing,
+            ModelKind::Text(_) => MissingPolicy::Nan,
+        }
+    }
+
     /// Snapshot list column of owned items this model reads, if any.
     pub fn owned_column(&self) -> Option<&str> {
         match &self.kind {
