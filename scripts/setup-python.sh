@@ -4,6 +4,9 @@
 #   --torch   instead creates <repo>/.venv-torch from scripts/requirements-torch.txt: PyTorch (the CUDA build,
 #             ~6 GB with its nvidia-* wheels) and transformers, for the training scripts of the recommendation and
 #             sentiment models and the tiny-BERT fixture only. CI and the server never need it.
+#   --explain instead creates <repo>/.venv-explain from scripts/requirements-explain.txt: the packages of .venv plus
+#             shap, LightGBM, XGBoost and onnxmltools, for scripts/make_explain_fixtures.py only (the explanation
+#             fixtures are committed). CI and the server never need it.
 # Idempotent: pip only runs when the requirements file changed since the last successful install (hash stamp).
 set -euo pipefail
 
@@ -16,8 +19,12 @@ case "${1:-}" in
     venv="$root/.venv-torch"
     req="$root/scripts/requirements-torch.txt"
     ;;
+  --explain)
+    venv="$root/.venv-explain"
+    req="$root/scripts/requirements-explain.txt"
+    ;;
   *)
-    echo "usage: $0 [--torch]" >&2
+    echo "usage: $0 [--torch | --explain]" >&2
     exit 2
     ;;
 esac
