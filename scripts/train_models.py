@@ -33,6 +33,32 @@ SAMPLE_PATH = ROOT / "snapshots" / "customers-sample.parquet"
 ROW_GROUP_SIZE = 16_384
 HIGH_RISK_PRECISION = 0.75  # "high" = scores where at least this share of customers actually churns
 
+# Per feature: (description a call-centre agent understands, unit or None). Written to the manifest's
+# [feature_info.<name>] tables, which label the reasons of a churn score. Codes follow crm_data.FEATURES.
+FEATURE_INFO: dict[str, tuple[str, str | None]] = {
+    "tenure_months": ("Months as a customer", "months"),
+    "monthly_charges": ("Monthly bill", "EUR per month"),
+    "total_charges": ("Total billed since joining", "EUR"),
+    "contract_type": ("Contract type (0 month-to-month, 1 one year, 2 two years)", None),
+    "payment_method": ("Payment method (0 electronic check, 1 mailed check, 2 bank transfer, 3 credit card)", None),
+    "num_products": ("Number of products held", "products"),
+    "support_tickets_90d": ("Support tickets in the last 90 days", "tickets"),
+    "days_since_last_purchase": ("Days since the last purchase", "days"),
+    "complaints_12m": ("Complaints in the last 12 months", "complaints"),
+    "nps_score": ("Satisfaction survey score, NPS (0-10; empty if the survey was never answered)", "0-10 score"),
+    "logins_per_month": ("Logins to the app or website per month", "logins per month"),
+    "discount_usage_rate": ("Share of purchases made with a discount", "0-1 rate"),
+    "age_band": ("Age band (0: 18-24, 1: 25-34, 2: 35-44, 3: 45-54, 4: 55-64, 5: 65+)", None),
+    "paperless_billing": ("Paperless billing (1 yes, 0 no)", None),
+    "avg_session_minutes": ("Average length of an app or website visit", "minutes"),
+    "late_payments_12m": ("Late payments in the last 12 months", "payments"),
+    "email_open_rate": ("Share of our emails the customer opens (empty if unsubscribed or bouncing)", "0-1 rate"),
+    "app_rating": ("Customer's rating of our mobile app (empty without the app)", "1-5 stars"),
+    "referrals": ("New customers this customer referred", "referrals"),
+    "monthly_data_mb": ("Mobile data used per month", "MB per month"),
+    "lifetime_value": ("Estimated customer lifetime value", "EUR"),
+}
+
 
 def log(msg: str) -> None:
     print(msg, flush=True)
@@ -133,6 +159,11 @@ def risk_thresholds(y: np.ndarray, p: np.ndarray, base_rate: float) -> tuple[flo
 def write_manifest(path: Path, *, roc_auc: float, trained: int, holdout: int, base_rate: float,
                    medium: float, high: float, trainer: str, seed: int) -> None:  # fmt: skip
     features = "".join(f'    "{name}",\n' for name in crm_data.FEATURE_NAMES)
+    feature_info = "".join(
+        f'\n[feature_info.{name}]\ndescription = "{FEATURE_INFO[name][0]}"\n'
+        + (f'unit = "{FEATURE_INFO[name][1]}"\n' if FEATURE_INFO[name][1] else "")
+        for name in crm_data.FEATURE_NAMES
+    )
     text = f"""\
 # crmscore model manifest — written by scripts/train_models.py
 kind = "tabular"
@@ -166,9 +197,12 @@ holdout_rows = {holdout}
 base_churn_rate = {base_rate:.3f}
 trainer = "{trainer}"
 seed = {seed}
-"""
+
+# Per feature: what it means to a person (labels the reasons given for a score), and its unit where one applies.
+{feature_info}"""
     manifest = tomllib.loads(text)  # fail here, not in the server, if the TOML is malformed
     assert manifest["features"] == crm_data.FEATURE_NAMES
+    assert list(manifest["feature_info"]) == crm_data.FEATURE_NAMES
     path.write_text(text, encoding="utf-8")
     log(f"wrote {path}")
 

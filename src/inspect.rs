@@ -60,6 +60,15 @@ pub fn report(
         ModelKind::Recommender(r) if name == r.output => {
             "<- manifest output, one score per catalogue item".into()
         }
+        ModelKind::Segmentation(g) if name == g.input => {
+            format!("<- manifest input, {} features", g.features.len())
+        }
+        ModelKind::Segmentation(g) if name == g.output => {
+            format!(
+                "<- manifest output, distance to {} segments",
+                g.segments.len()
+            )
+        }
         ModelKind::Text(t) if [&t.input_ids, &t.attention_mask].contains(&&name.to_string()) => {
             "<- token input (from tokenizer.json)".into()
         }

@@ -224,6 +224,27 @@ pub fn io_problems(
             );
             vec![r.input.as_str()]
         }
+        ModelKind::Segmentation(g) => {
+            expect_matrix(
+                &mut problems,
+                "input",
+                &g.input,
+                inputs,
+                "FP32",
+                g.features.len(),
+                "features",
+            );
+            expect_matrix(
+                &mut problems,
+                "output",
+                &g.output,
+                outputs,
+                "FP32",
+                g.segments.len(),
+                "segments",
+            );
+            vec![g.input.as_str()]
+        }
         ModelKind::Text(t) => {
             let mut fed = vec![t.input_ids.as_str(), t.attention_mask.as_str()];
             fed.extend(t.token_type_ids.as_deref());

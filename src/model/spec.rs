@@ -1,5 +1,6 @@
 //! The model manifest (`models/<name>/model.toml`): what the server needs to know beyond the ONNX graph.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -23,6 +24,20 @@ pub struct ModelSpec {
     pub batching: Batching,
     /// Free-form metadata (training metrics and the like), shown in model metadata.
     pub metadata: toml::Table,
+    /// What each feature means, for people reading explanations (`[feature_info.<name>]`).
+    pub feature_info: BTreeMap<String, FeatureInfo>,
+}
+
+/// A feature's human description and unit.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureInfo {
+    /// What the feature measures, in words a call-centre agent understands.
+    #[serde(default)]
+    pub description: String,
+    /// Its unit, if any (months, EUR, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// The kinds of model the server knows how to feed and read.
@@ -34,6 +49,8 @@ pub enum ModelKind {
     Recommender(RecommenderSpec),
     /// Text → tokens → class logits (a Hugging Face sequence-classification export).
     Text(TextSpec),
+    /// Float features → distance to each segment's centre; the nearest segment is the customer's.
+    Segmentation(SegmentationSpec),
 }
 
 impl ModelKind {
@@ -43,6 +60,7 @@ impl ModelKind {
             ModelKind::Tabular(_) => "tabular",
             ModelKind::Recommender(_) => "recommender",
             ModelKind::Text(_) => "text",
+            ModelKind::Segmentation(_) => "segmentation",
         }
     }
 }
@@ -65,6 +83,34 @@ pub struct RecommenderSpec {
     pub owned_column: Option<String>,
     /// Largest k a request may ask for.
     pub max_k: usize,
+}
+
+/// Settings of a segmentation (clustering) model.
+#[derive(Debug, Clone)]
+pub struct SegmentationSpec {
+    /// ONNX input tensor: float32 [batch, features].
+    pub input: String,
+    /// ONNX output tensor: float32 [batch, segments], distance to each segment's centre (smaller is closer).
+    pub output: String,
+    /// Snapshot columns, in input tensor order.
+    pub features: Vec<String>,
+    /// How a null feature becomes model input.
+    pub missing: MissingPolicy,
+    /// The segments, one per output column.
+    pub segments: Vec<Segment>,
+}
+
+/// A named customer segment.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// snake_case key, used by engagement policies.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// What characterises its customers.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// Settings of a text classifier.
@@ -213,6 +259,10 @@ struct Manifest {
     batching: Batching,
     #[serde(default)]
     metadata: toml::Table,
+    #[serde(default)]
+    feature_info: BTreeMap<String, FeatureInfo>,
+    #[serde(default)]
+    segments: Vec<Segment>,
 }
 
 fn default_version() -> String {
@@ -239,6 +289,22 @@ impl ModelSpec {
         Self::parse(&name, dir, &text)
     }
 
+    /// Reads every `<models>/<name>/model.toml` (manifests only; no ONNX Runtime), by folder name.
+    pub fn load_all(models: &Path) -> Result<Vec<ModelSpec>, ModelError> {
+        let io = |source| ModelError::Io {
+            path: models.to_path_buf(),
+            source,
+        };
+        let mut dirs: Vec<_> = std::fs::read_dir(models)
+            .map_err(io)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("model.toml").is_file())
+            .collect();
+        dirs.sort();
+        dirs.iter().map(|dir| ModelSpec::load(dir)).collect()
+    }
+
     /// Parses manifest text (split from `load` so tests need no files).
     pub fn parse(name: &str, dir: &Path, text: &str) -> Result<ModelSpec, ModelError> {
         let mut m: Manifest =
@@ -258,8 +324,11 @@ impl ModelSpec {
         let kind = match m.kind.as_str() {
             "tabular" => {
                 let (input, output, features) = feature_io(&mut m, &bad)?;
-                if m.labels.len() < 2 {
-                    return Err(bad("'labels' must name at least two classes".into()));
+                // One label is a regressor's (or a scorer's) single output column.
+                if m.labels.is_empty() {
+                    return Err(bad(
+                        "'labels' must name the output columns (classes, or one score)".into(),
+                    ));
                 }
                 let positive = match &m.positive_label {
                     Some(p) => m.labels.iter().position(|l| l == p).ok_or_else(|| {
@@ -302,6 +371,31 @@ impl ModelSpec {
                     max_k: m.max_k.unwrap_or(100).max(1),
                 })
             }
+            "segmentation" => {
+                let (input, output, features) = feature_io(&mut m, &bad)?;
+                if m.segments.len() < 2 {
+                    return Err(bad(
+                        "'[[segments]]' must describe at least two segments, one per output column"
+                            .into(),
+                    ));
+                }
+                let keys: Vec<String> = m.segments.iter().map(|s| s.key.clone()).collect();
+                if let Some(dup) = first_duplicate(&keys) {
+                    return Err(bad(format!("segment key '{dup}' is listed twice")));
+                }
+                if let Some(k) = keys.iter().find(|k| !is_snake_case(k)) {
+                    return Err(bad(format!(
+                        "segment key '{k}' must be snake_case (lowercase letters, digits, '_')"
+                    )));
+                }
+                ModelKind::Segmentation(SegmentationSpec {
+                    input,
+                    output,
+                    features,
+                    missing: m.missing,
+                    segments: std::mem::take(&mut m.segments),
+                })
+            }
             "text" => {
                 let tokenizer = m
                     .tokenizer
@@ -328,10 +422,26 @@ impl ModelSpec {
             }
             other => {
                 return Err(bad(format!(
-                    "unknown kind '{other}' (this server knows: tabular, recommender, text)"
+                    "unknown kind '{other}' (this server knows: tabular, recommender, text, segmentation)"
                 )));
             }
         };
+        if !m.segments.is_empty() && !matches!(kind, ModelKind::Segmentation(_)) {
+            return Err(bad(
+                "'[[segments]]' applies only to kind = \"segmentation\"".into(),
+            ));
+        }
+        let features = match &kind {
+            ModelKind::Tabular(t) => t.features.as_slice(),
+            ModelKind::Recommender(r) => &r.features,
+            ModelKind::Segmentation(s) => &s.features,
+            ModelKind::Text(_) => &[],
+        };
+        // A description of a feature the model no longer reads is harmless (e.g. a feature just dropped), but
+        // likely a typo: said in the log, not refused.
+        for unknown in m.feature_info.keys().filter(|k| !features.contains(k)) {
+            tracing::warn!(model = name, feature = %unknown, "[feature_info] describes a feature not in 'features'");
+        }
         Ok(ModelSpec {
             name: name.to_string(),
             version: m.version,
@@ -340,6 +450,7 @@ impl ModelSpec {
             kind,
             batching: m.batching,
             metadata: m.metadata,
+            feature_info: m.feature_info,
         })
     }
 
@@ -353,6 +464,7 @@ impl ModelSpec {
         match &self.kind {
             ModelKind::Tabular(t) => &t.features,
             ModelKind::Recommender(r) => &r.features,
+            ModelKind::Segmentation(s) => &s.features,
             ModelKind::Text(_) => &[],
         }
     }
@@ -362,6 +474,7 @@ impl ModelSpec {
         match &self.kind {
             ModelKind::Tabular(t) => t.missing,
             ModelKind::Recommender(r) => r.missing,
+            ModelKind::Segmentation(s) => s.missing,
             ModelKind::Text(_) => MissingPolicy::Nan,
         }
     }
@@ -411,6 +524,13 @@ fn feature_io(
         return Err(bad(format!("feature '{dup}' is listed twice")));
     }
     Ok((input, output, features))
+}
+
+fn is_snake_case(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_route_safe(name: &str) -> bool {
@@ -503,6 +623,52 @@ max_batch_size = 64
         )
         .unwrap_err();
         assert!(err.to_string().contains("'tokenizer'"), "{err}");
+    }
+
+    #[test]
+    fn parses_segments_and_feature_descriptions() {
+        let seg = "kind='segmentation'\ninput='features'\noutput='scores'\nfeatures=['a','b']\n\
+            [[segments]]\nkey='young'\nname='Young'\n[[segments]]\nkey='old'\nname='Old'\ndescription='d'\n\
+            [feature_info.a]\ndescription='Age'\nunit='years'\n";
+        let spec = ModelSpec::parse("segmentation", Path::new("m"), seg).unwrap();
+        let ModelKind::Segmentation(g) = &spec.kind else {
+            panic!("segmentation")
+        };
+        assert_eq!(g.segments.len(), 2);
+        assert_eq!(spec.feature_columns(), ["a", "b"]);
+        assert_eq!(spec.feature_info["a"].unit.as_deref(), Some("years"));
+        let cases = [
+            (seg.replace("key='old'", "key='young'"), "listed twice"),
+            (seg.replace("key='old'", "key='Old Ones'"), "snake_case"),
+            (
+                seg.replace("[[segments]]\nkey='old'\nname='Old'\ndescription='d'\n", ""),
+                "at least two segments",
+            ),
+            (
+                GOOD.to_string() + "[[segments]]\nkey='a'\nname='A'\n",
+                "only to kind = \"segmentation\"",
+            ),
+            (
+                seg.replace("unit='years'", "units='years'"),
+                "unknown field `units`",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = ModelSpec::parse("s", Path::new("m"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+        // One label: a regressor's (or a scorer's) single output column.
+        let one = GOOD
+            .replace("[\"retained\", \"churned\"]", "[\"score\"]")
+            .replace("positive_label = \"churned\"", "positive_label = \"score\"")
+            .replace("[risk]\nmedium = 0.3\nhigh = 0.6\n", "");
+        let spec = ModelSpec::parse("reg", Path::new("m"), &one).unwrap();
+        let ModelKind::Tabular(t) = &spec.kind else {
+            panic!("tabular")
+        };
+        assert_eq!((t.labels.len(), t.positive), (1, 0));
     }
 
     #[test]

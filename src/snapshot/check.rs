@@ -15,21 +15,7 @@ use crate::model::{ModelError, ModelSpec};
 /// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
 /// (manifests only; no ONNX Runtime needed).
 pub fn model_columns(models: &Path) -> Result<(Vec<String>, Option<String>), ModelError> {
-    let io = |source| ModelError::Io {
-        path: models.to_path_buf(),
-        source,
-    };
-    let mut dirs: Vec<_> = std::fs::read_dir(models)
-        .map_err(io)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("model.toml").is_file())
-        .collect();
-    dirs.sort();
-    let specs = dirs
-        .iter()
-        .map(|dir| ModelSpec::load(dir))
-        .collect::<Result<Vec<_>, _>>()?;
+    let specs = ModelSpec::load_all(models)?;
     let owned = specs
         .iter()
         .find_map(|s| s.owned_column().map(str::to_string));
