@@ -129,6 +129,7 @@ fn bench(c: &mut Criterion) {
                 key: ItemKey::CustomerId(id),
                 churn_probability: Some(p),
                 risk: tabular.risk.map(|r| r.band(p)),
+                reasons: None,
                 error: None,
             })
             .collect();
@@ -139,6 +140,7 @@ fn bench(c: &mut Criterion) {
             },
             snapshot: Some(SNAPSHOT_VERSION),
             stale: false,
+            explanation: None,
             results,
         })
         .expect("reply serialises")
@@ -183,6 +185,7 @@ fn bench(c: &mut Criterion) {
             },
             snapshot: None,
             stale: false,
+            explanation: None,
             results,
         })
         .expect("reply serialises")

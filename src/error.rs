@@ -44,6 +44,8 @@ pub enum ScoreError {
     SnapshotRejected(String),
     #[error("inference failed for model '{model}': {message}")]
     Inference { model: String, message: String },
+    #[error("{0}")]
+    NotExplainable(String),
 }
 
 impl ScoreError {
@@ -66,12 +68,15 @@ impl ScoreError {
             ScoreError::ModelLoad(_) => "model_load_failed",
             ScoreError::SnapshotRejected(_) => "snapshot_rejected",
             ScoreError::Inference { .. } => "inference_failed",
+            ScoreError::NotExplainable(_) => "not_explainable",
         }
     }
 
     fn status(&self) -> StatusCode {
         match self {
-            ScoreError::BadRequest(_) | ScoreError::BadJson(_) => StatusCode::BAD_REQUEST,
+            ScoreError::BadRequest(_) | ScoreError::BadJson(_) | ScoreError::NotExplainable(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ScoreError::NotFound(_) => StatusCode::NOT_FOUND,
             ScoreError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ScoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

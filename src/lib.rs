@@ -3,7 +3,9 @@
 pub mod api;
 pub mod batching;
 pub mod config;
+pub mod engagement;
 pub mod error;
+pub mod explain;
 pub mod inspect;
 pub mod model;
 pub mod scoring;
@@ -40,6 +42,8 @@ pub enum StartError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Policy(#[from] engagement::PolicyError),
 }
 
 /// A started server: its address and the handles to stop or wait for it.
@@ -104,7 +108,21 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         intra_threads: config.intra_threads,
     };
     let models = ModelRegistry::load(&config.models, &overrides, &options, &metrics)?;
+    let policies = match &config.policy {
+        Some(path) if path.exists() => {
+            let store =
+                engagement::PolicyStore::open(path, &engagement::insights::vocabulary(&models))?;
+            tracing::info!(policy = %path.display(), version = %store.current().version, "engagement policy ready");
+            Some(store)
+        }
+        Some(path) => {
+            tracing::warn!(policy = %path.display(), "no engagement policy file: insights carry no next best action");
+            None
+        }
+        None => None,
+    };
     let state = web::Data::new(AppState {
+        engagement: engagement::insights::Engagement::new(policies),
         models,
         snapshots: SnapshotStore::default(),
         metrics,
@@ -192,10 +210,42 @@ pub fn rescan(state: &AppState) {
     state
         .reloader
         .reload_once(&state.snapshots, &columns, owned.as_deref(), &state.metrics);
-    let served = state.snapshots.current().map(|s| s.columns.clone());
-    state
-        .models
-        .reload_changed(served.as_deref(), &state.metrics);
+    let served = state.snapshots.current();
+    let reloaded = state.models.reload_changed(
+        served.as_ref().map(|s| s.columns.as_slice()),
+        &state.metrics,
+    );
+    if let Some(snapshot) = &served {
+        state.models.prepare_explainers(snapshot);
+    }
+    reload_policy(state, !reloaded.is_empty());
+}
+
+/// Loads a changed policy file (or, after a model reload changed what expressions may name, the same file
+/// again); a refused file keeps the served policy, with the reason in the log, a metric and `/v1/policy`.
+fn reload_policy(state: &AppState, models_changed: bool) {
+    let Some(store) = &state.engagement.policies else {
+        return;
+    };
+    let vocabulary = engagement::insights::vocabulary(&state.models);
+    let outcome = match models_changed {
+        true => Some(store.reload(&vocabulary)),
+        false => store.reload_if_changed(&vocabulary),
+    };
+    match outcome {
+        None => {}
+        Some(Ok(policy)) => {
+            state.metrics.policy_loads.inc();
+            tracing::info!(version = %policy.version, "engagement policy loaded");
+        }
+        Some(Err(error)) => {
+            state.metrics.policy_load_failures.inc();
+            tracing::error!(%error, "engagement policy refused; the served policy stays");
+        }
+    }
+    // A bad edit that is reverted clears the error without a load: read the state rather than the event.
+    let refused = store.status().last_error.is_some();
+    state.metrics.policy_stale.set(i64::from(refused));
 }
 
 /// Rescans every `poll` until the server stops: new snapshots and model versions are picked up without a restart.

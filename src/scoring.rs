@@ -10,6 +10,7 @@ use crate::batching::ModelInput;
 use crate::config::StalePolicy;
 use crate::error::ScoreError;
 use crate::model::catalogue::top_k;
+use crate::model::explainer::{Explanation, ModelExplainer};
 use crate::model::spec::MissingPolicy;
 use crate::model::{ModelHandle, ModelRegistry};
 use crate::snapshot::{CustomerId, FeatureSnapshot, SnapshotReloader, SnapshotStore};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub freshness: Freshness,
     /// Bearer token of the admin and repository routes, if any.
     pub admin_token: Option<String>,
+    /// The engagement policy behind insights.
+    pub engagement: crate::engagement::insights::Engagement,
 }
 
 /// The staleness rule.
@@ -101,6 +104,73 @@ pub struct Scored {
     pub queue_us: u64,
     /// Microseconds of inference.
     pub inference_us: u64,
+    /// Contributions of every scored row, when the request asked to explain.
+    pub explained: Option<Explained>,
+}
+
+/// The explanation of a request's scored rows.
+pub struct Explained {
+    /// What explained them (method, space, width).
+    pub explainer: Arc<ModelExplainer>,
+    /// Contributions (and error bounds) per scored row.
+    pub explanation: Explanation,
+    /// The rows as the model saw them, for the feature values in reasons.
+    pub inputs: Vec<f32>,
+}
+
+impl Explained {
+    /// Contributions of scored row `row`, then its base value.
+    pub fn contributions_of(&self, row: usize) -> &[f32] {
+        let w = self.explainer.width + 1;
+        &self.explanation.contributions[row * w..(row + 1) * w]
+    }
+
+    /// The feature values of scored row `row`.
+    pub fn inputs_of(&self, row: usize) -> &[f32] {
+        let w = self.explainer.width;
+        &self.inputs[row * w..(row + 1) * w]
+    }
+
+    /// The 95% error bounds of scored row `row` (empty for exact methods).
+    pub fn error_bounds_of(&self, row: usize) -> &[f32] {
+        let w = self.explainer.width;
+        self.explanation
+            .error_bounds
+            .get(row * w..(row + 1) * w)
+            .unwrap_or(&[])
+    }
+}
+
+/// The `k` features of a scored row with the largest absolute contribution, largest first (feature order on
+/// ties); `None` returns every feature, also ordered.
+pub fn top_contributions(explained: &Explained, row: usize, k: Option<usize>) -> Vec<(usize, f32)> {
+    let phi = explained.contributions_of(row);
+    let width = explained.explainer.width;
+    let mut order: Vec<(usize, f32)> = phi[..width].iter().copied().enumerate().collect();
+    order.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
+    if let Some(k) = k {
+        order.truncate(k);
+    }
+    order
+}
+
+/// Whether a contribution raises or lowers the score (`none` for zero).
+pub fn direction(contribution: f32) -> &'static str {
+    if contribution > 0.0 {
+        "raises"
+    } else if contribution < 0.0 {
+        "lowers"
+    } else {
+        "none"
+    }
+}
+
+/// The index of the nearest segment (smallest distance; the first on ties).
+pub fn nearest(distances: &[f32]) -> usize {
+    distances.iter().enumerate().fold(
+        0,
+        |best, (i, d)| if *d < distances[best] { i } else { best },
+    )
 }
 
 impl Scored {
@@ -148,14 +218,22 @@ pub fn check_count(what: &str, n: usize, limits: &Limits) -> Result<(), ScoreErr
     Ok(())
 }
 
-/// Scores customers of the served snapshot with a tabular or recommender model; unknown ids become per-item
-/// errors.
-pub async fn score_customers(
-    state: &AppState,
-    model: Arc<ModelHandle>,
-    ids: &[CustomerId],
-) -> Result<Scored, ScoreError> {
-    check_count("customer_ids", ids.len(), &state.limits)?;
+/// The model's explainer for the served snapshot (its reference sample): Err when the model cannot be
+/// explained or no snapshot is served.
+pub fn explainer(state: &AppState, model: &ModelHandle) -> Result<Arc<ModelExplainer>, ScoreError> {
+    let snapshot = state.snapshots.current().ok_or_else(|| {
+        ScoreError::NotReady(format!(
+            "explanations need a served snapshot (their reference sample): {}",
+            state.snapshots.not_served_reason()
+        ))
+    })?;
+    model
+        .explainer_for(&snapshot)
+        .map_err(ScoreError::NotExplainable)
+}
+
+/// The served snapshot and whether it is stale; Err when there is none or it is stale under the refuse policy.
+pub fn served_snapshot(state: &AppState) -> Result<(Arc<FeatureSnapshot>, bool), ScoreError> {
     let snapshot = state
         .snapshots
         .current()
@@ -167,27 +245,79 @@ pub async fn score_customers(
         Some(_) => true,
         None => false,
     };
+    Ok((snapshot, stale))
+}
+
+/// Scores customers of the served snapshot with a snapshot-fed model (explaining the scores when asked);
+/// unknown ids become per-item errors.
+pub async fn score_customers(
+    state: &AppState,
+    model: Arc<ModelHandle>,
+    ids: &[CustomerId],
+    explain: bool,
+) -> Result<Scored, ScoreError> {
+    check_count("customer_ids", ids.len(), &state.limits)?;
+    let (snapshot, stale) = served_snapshot(state)?;
+    let rows = lookup(&snapshot, ids);
+    let mut scored = submit_customers(model, &snapshot, ids, &rows, explain)?
+        .wait()
+        .await?;
+    scored.stale = stale;
+    Ok(scored)
+}
+
+/// The snapshot row of every id (None when absent), with each found row's memory prefetched.
+pub fn lookup(snapshot: &FeatureSnapshot, ids: &[CustomerId]) -> Vec<Option<usize>> {
+    // Look every id up first (independent lookups overlap in the CPU) and start loading the rows; the copy
+    // comes later.
+    ids.iter()
+        .map(|id| {
+            let found = snapshot.lookup(id);
+            if let Some(row) = found {
+                snapshot.prefetch(row);
+            }
+            found
+        })
+        .collect()
+}
+
+/// A job on a model's queue whose answer has not been awaited yet: several models can run at once.
+pub struct Pending {
+    model: Arc<ModelHandle>,
+    snapshot: Option<Arc<FeatureSnapshot>>,
+    snapshot_rows: Vec<Option<usize>>,
+    items: Vec<ItemOutcome>,
+    receiver: Option<tokio::sync::oneshot::Receiver<crate::batching::JobResult>>,
+    explained: Option<(Arc<ModelExplainer>, Vec<f32>)>,
+}
+
+/// Gathers the found customers' rows (`rows`, from [`lookup`]) for `model` and submits them to its queue.
+pub fn submit_customers(
+    model: Arc<ModelHandle>,
+    snapshot: &Arc<FeatureSnapshot>,
+    ids: &[CustomerId],
+    rows: &[Option<usize>],
+    explain: bool,
+) -> Result<Pending, ScoreError> {
+    let explainer = match explain {
+        true => Some(
+            model
+                .explainer_for(snapshot)
+                .map_err(ScoreError::NotExplainable)?,
+        ),
+        false => None,
+    };
     let (features, missing) = (model.spec.feature_columns(), model.spec.missing());
-    let layout = model.layout_in(&snapshot).map_err(|column| {
+    let layout = model.layout_in(snapshot).map_err(|column| {
         ScoreError::NotReady(format!(
             "the served snapshot lacks column '{column}' of model '{}'",
             model.spec.name
         ))
     })?;
-    let width = features.len();
-    let mut input = Vec::with_capacity(ids.len() * width);
+    let mut input = Vec::with_capacity(ids.len() * features.len());
     let mut items = Vec::with_capacity(ids.len());
-    let mut snapshot_rows = Vec::with_capacity(ids.len());
-    let mut rows = 0;
-    // Look every id up first (independent lookups overlap in the CPU) and start loading the rows, then copy.
-    for id in ids {
-        let found = snapshot.lookup(id);
-        if let Some(row) = found {
-            snapshot.prefetch(row);
-        }
-        snapshot_rows.push(found);
-    }
-    for (id, found) in ids.iter().zip(&snapshot_rows) {
+    let mut scored_rows = 0;
+    for (id, found) in ids.iter().zip(rows) {
         let Some(row) = *found else {
             items.push(Err(ItemError {
                 code: "unknown_customer",
@@ -199,8 +329,8 @@ pub async fn score_customers(
         snapshot.gather(row, &layout, &mut input);
         match apply_missing(features, missing, &mut input[start..]) {
             Ok(()) => {
-                items.push(Ok(rows));
-                rows += 1;
+                items.push(Ok(scored_rows));
+                scored_rows += 1;
             }
             Err(column) => {
                 input.truncate(start);
@@ -214,11 +344,85 @@ pub async fn score_customers(
             }
         }
     }
-    let mut scored = run(model, items, ModelInput::Rows(input), rows).await?;
-    scored.snapshot = Some(snapshot);
-    scored.stale = stale;
-    scored.snapshot_rows = snapshot_rows;
-    Ok(scored)
+    let mut pending = submit(model, items, input, scored_rows, explainer)?;
+    pending.snapshot = Some(snapshot.clone());
+    pending.snapshot_rows = rows.to_vec();
+    Ok(pending)
+}
+
+/// Submits float rows, keeping a copy of them when they are explained (reasons show the values).
+fn submit(
+    model: Arc<ModelHandle>,
+    items: Vec<ItemOutcome>,
+    input: Vec<f32>,
+    rows: usize,
+    explainer: Option<Arc<ModelExplainer>>,
+) -> Result<Pending, ScoreError> {
+    let explained = explainer.clone().map(|e| (e, input.clone()));
+    submit_input(
+        model,
+        items,
+        ModelInput::Rows(input),
+        rows,
+        explainer,
+        explained,
+    )
+}
+
+fn submit_input(
+    model: Arc<ModelHandle>,
+    items: Vec<ItemOutcome>,
+    input: ModelInput,
+    rows: usize,
+    explainer: Option<Arc<ModelExplainer>>,
+    explained: Option<(Arc<ModelExplainer>, Vec<f32>)>,
+) -> Result<Pending, ScoreError> {
+    let receiver = match rows {
+        0 => None,
+        _ => Some(model.queue.submit(input, rows, explainer)?),
+    };
+    Ok(Pending {
+        model,
+        snapshot: None,
+        snapshot_rows: Vec::new(),
+        items,
+        receiver,
+        explained,
+    })
+}
+
+impl Pending {
+    /// Awaits the model's answer.
+    pub async fn wait(self) -> Result<Scored, ScoreError> {
+        let width = self.model.output_width();
+        let (outputs, queue_us, inference_us, explanation) = match self.receiver {
+            None => (Vec::new(), 0, 0, Some(Explanation::default())),
+            Some(receiver) => {
+                let out = self.model.queue.answer(receiver).await?;
+                (out.values, out.queue_us, out.inference_us, out.explanation)
+            }
+        };
+        let explained = match (self.explained, explanation) {
+            (Some((explainer, inputs)), Some(explanation)) => Some(Explained {
+                explainer,
+                explanation,
+                inputs,
+            }),
+            _ => None,
+        };
+        Ok(Scored {
+            model: self.model,
+            snapshot: self.snapshot,
+            stale: false,
+            snapshot_rows: self.snapshot_rows,
+            items: self.items,
+            outputs,
+            width,
+            queue_us,
+            inference_us,
+            explained,
+        })
+    }
 }
 
 /// Scores inline feature rows with a tabular model; every feature is required and must be a number (or null
@@ -227,25 +431,34 @@ pub async fn score_rows(
     state: &AppState,
     model: Arc<ModelHandle>,
     rows: &[Map<String, Value>],
+    explain: bool,
 ) -> Result<Scored, ScoreError> {
     check_count("rows", rows.len(), &state.limits)?;
+    let explainer = match explain {
+        true => Some(explainer(state, &model)?),
+        false => None,
+    };
     let (features, missing) = (model.spec.feature_columns(), model.spec.missing());
     let mut input = Vec::with_capacity(rows.len() * features.len());
     for (i, row) in rows.iter().enumerate() {
         row_features(features, missing, i, row, &mut input)?;
     }
     let items = (0..rows.len()).map(Ok).collect();
-    run(model, items, ModelInput::Rows(input), rows.len()).await
+    submit(model, items, input, rows.len(), explainer)?
+        .wait()
+        .await
 }
 
-/// Scores a row-major float matrix as given (the v2 infer path of feature models).
+/// Scores a row-major float matrix as given (the v2 infer path of feature models), explaining it with
+/// `explainer` when given.
 pub async fn score_matrix(
     model: Arc<ModelHandle>,
     input: Vec<f32>,
     rows: usize,
+    explainer: Option<Arc<ModelExplainer>>,
 ) -> Result<Scored, ScoreError> {
     let items = (0..rows).map(Ok).collect();
-    run(model, items, ModelInput::Rows(input), rows).await
+    submit(model, items, input, rows, explainer)?.wait().await
 }
 
 /// Classifies texts with a text model: each must be a non-empty string within the character cap.
@@ -278,33 +491,10 @@ pub async fn classify_texts(
         sequences.push(encoder.encode(text).map_err(bad)?);
     }
     let items = (0..texts.len()).map(Ok).collect();
-    run(model, items, ModelInput::Tokens(sequences), texts.len()).await
-}
-
-async fn run(
-    model: Arc<ModelHandle>,
-    items: Vec<ItemOutcome>,
-    input: ModelInput,
-    rows: usize,
-) -> Result<Scored, ScoreError> {
-    let width = model.output_width();
-    let (outputs, queue_us, inference_us) = if rows == 0 {
-        (Vec::new(), 0, 0)
-    } else {
-        let out = model.queue.run(input, rows).await?;
-        (out.values, out.queue_us, out.inference_us)
-    };
-    Ok(Scored {
-        model,
-        snapshot: None,
-        stale: false,
-        snapshot_rows: Vec::new(),
-        items,
-        outputs,
-        width,
-        queue_us,
-        inference_us,
-    })
+    let input = ModelInput::Tokens(sequences);
+    submit_input(model, items, input, texts.len(), None, None)?
+        .wait()
+        .await
 }
 
 /// A recommendation list for one customer.

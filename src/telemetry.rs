@@ -33,6 +33,7 @@ pub struct Metrics {
     batch_rows: HistogramVec,
     queue_seconds: HistogramVec,
     inference_seconds: HistogramVec,
+    explain_seconds: HistogramVec,
     rejected: IntCounterVec,
     cancelled: IntCounterVec,
     queue_depth: IntGaugeVec,
@@ -50,6 +51,14 @@ pub struct Metrics {
     pub model_loads: IntCounterVec,
     /// Model versions that failed to load (the previous one kept serving), by model.
     pub model_load_failures: IntCounterVec,
+    /// Engagement policy versions loaded and swapped in.
+    pub policy_loads: IntCounter,
+    /// Engagement policy files refused (the served policy stays).
+    pub policy_load_failures: IntCounter,
+    /// 1 while the policy file on disk is refused and an older policy serves.
+    pub policy_stale: IntGauge,
+    /// Next best actions chosen, by policy rule and action.
+    pub decisions: IntCounterVec,
 }
 
 /// The per-model handles a batching worker records into.
@@ -61,6 +70,8 @@ pub struct ModelMetrics {
     pub queue_seconds: Histogram,
     /// Time of one inference call.
     pub inference_seconds: Histogram,
+    /// Time to explain one job's rows.
+    pub explain_seconds: Histogram,
     /// Jobs refused because the queue was full.
     pub rejected: IntCounter,
     /// Jobs dropped because their caller had gone.
@@ -110,6 +121,12 @@ impl Metrics {
             inference_seconds: histogram_vec(
                 "crmscore_inference_duration_seconds",
                 "Time of one inference call (one batch)",
+                &["model"],
+                TIME_BUCKETS,
+            ),
+            explain_seconds: histogram_vec(
+                "crmscore_explain_duration_seconds",
+                "Time to explain one job's rows on a batching worker",
                 &["model"],
                 TIME_BUCKETS,
             ),
@@ -168,9 +185,34 @@ impl Metrics {
                 "Model versions that failed to load (the previous version kept serving)",
                 &["model"],
             ),
+            policy_loads: IntCounter::new(
+                "crmscore_policy_loads_total",
+                "Engagement policy versions loaded and swapped in",
+            )
+            .expect("static metric definition is valid"),
+            policy_load_failures: IntCounter::new(
+                "crmscore_policy_load_failures_total",
+                "Engagement policy files refused (the served policy stays)",
+            )
+            .expect("static metric definition is valid"),
+            policy_stale: IntGauge::new(
+                "crmscore_policy_file_refused",
+                "1 while the policy file on disk is refused and an older policy serves",
+            )
+            .expect("static metric definition is valid"),
+            decisions: counter_vec(
+                "crmscore_next_best_actions_total",
+                "Next best actions chosen, by policy rule and action",
+                &["rule", "action"],
+            ),
         };
         let r = &m.registry;
-        let all: [Box<dyn prometheus::core::Collector>; 16] = [
+        let all: [Box<dyn prometheus::core::Collector>; 21] = [
+            Box::new(m.explain_seconds.clone()),
+            Box::new(m.policy_loads.clone()),
+            Box::new(m.policy_load_failures.clone()),
+            Box::new(m.policy_stale.clone()),
+            Box::new(m.decisions.clone()),
             Box::new(m.model_loads.clone()),
             Box::new(m.model_load_failures.clone()),
             Box::new(m.http_requests.clone()),
@@ -202,6 +244,7 @@ impl Metrics {
             batch_rows: self.batch_rows.with_label_values(&[model]),
             queue_seconds: self.queue_seconds.with_label_values(&[model]),
             inference_seconds: self.inference_seconds.with_label_values(&[model]),
+            explain_seconds: self.explain_seconds.with_label_values(&[model]),
             rejected: self.rejected.with_label_values(&[model]),
             cancelled: self.cancelled.with_label_values(&[model]),
         }

@@ -25,6 +25,70 @@ pub struct ScoreRequest {
     pub exclude_owned: Option<bool>,
     /// Text models: the texts to classify.
     pub texts: Option<Vec<Value>>,
+    /// Tabular models: add each result's `reasons` (the K largest contributions, or "all").
+    pub explain: Option<ExplainDepth>,
+}
+
+/// How many reasons to return per result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplainDepth {
+    /// The K features with the largest absolute contribution.
+    Top(usize),
+    /// Every feature (and the base value).
+    All,
+}
+
+impl<'de> Deserialize<'de> for ExplainDepth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "all" => Ok(ExplainDepth::All),
+            Value::Number(n) => match n.as_u64() {
+                Some(k) if k >= 1 => Ok(ExplainDepth::Top(k as usize)),
+                _ => Err(de::Error::custom(format!(
+                    "'explain' must be a positive number of reasons or \"all\", got {n}"
+                ))),
+            },
+            other => Err(de::Error::custom(format!(
+                "'explain' must be a positive number of reasons or \"all\", got {other}"
+            ))),
+        }
+    }
+}
+
+/// One reason for a score: a feature's contribution to the model's margin.
+#[derive(Debug, Serialize)]
+pub struct Reason<'a> {
+    /// Feature (snapshot column) name.
+    pub name: &'a str,
+    /// The customer's value (null when missing).
+    pub value: Option<f32>,
+    /// How much this value moves the margin from the base value.
+    pub contribution: f32,
+    /// `raises` or `lowers` the score (`none` for a zero contribution).
+    pub direction: &'static str,
+    /// What the feature means, from the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    /// Its unit, from the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'a str>,
+    /// 95% error bound of a sampled contribution.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_bound: Option<f32>,
+}
+
+/// How a reply's reasons were computed (the same for every result).
+#[derive(Debug, Serialize)]
+pub struct ExplanationInfo<'a> {
+    /// `tree_shap` (exact) or `sampling` (estimated, with error bounds).
+    pub method: &'static str,
+    /// The space contributions add up in: `log_odds`, `probability` or `raw`.
+    pub space: &'static str,
+    /// The margin of an average customer of the reference sample: base value + Σ contributions = margin.
+    pub base_value: f32,
+    /// The snapshot whose customers the base value and covers come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<&'a str>,
 }
 
 /// A validated score request.
@@ -56,10 +120,12 @@ impl ScoreRequest {
             ("k", self.k.is_some()),
             ("exclude_owned", self.exclude_owned.is_some()),
             ("texts", self.texts.is_some()),
+            ("explain", self.explain.is_some()),
         ];
         let allowed: &[&str] = match kind {
             "recommender" => &["customer_ids", "k", "exclude_owned"],
             "text" => &["texts"],
+            "tabular" => &["customer_ids", "rows", "explain"],
             _ => &["customer_ids", "rows"],
         };
         if let Some((field, _)) = present
@@ -152,8 +218,28 @@ pub struct ScoreReply<'a, R> {
     /// Present (true) only when the snapshot is older than --max-snapshot-age.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
+    /// How the results' reasons were computed, when asked with `explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<ExplanationInfo<'a>>,
     /// One result per requested item, in request order.
     pub results: Vec<R>,
+}
+
+/// One result of a segmentation model.
+#[derive(Debug, Serialize)]
+pub struct SegmentResult<'a> {
+    /// The item.
+    #[serde(flatten)]
+    pub key: ItemKey<'a>,
+    /// The nearest segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<&'a crate::model::spec::Segment>,
+    /// Distance to each segment's centre, by key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distances: Option<BTreeMap<&'a str, f32>>,
+    /// Why this item has no segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody<'a>>,
 }
 
 /// Which item a result is about.
@@ -184,6 +270,9 @@ pub struct TabularResult<'a> {
     /// Probability of every class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scores: Option<BTreeMap<&'a str, f32>>,
+    /// The largest contributions to the score, when asked with `explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<Reason<'a>>>,
     /// Why this item has no score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody<'a>>,
@@ -201,6 +290,9 @@ pub struct ChurnResult<'a> {
     /// low / medium / high, from the manifest's thresholds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub risk: Option<RiskBand>,
+    /// The largest contributions to the churn score, when asked with `explain`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<Reason<'a>>>,
     /// Why this item has no score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody<'a>>,

@@ -6,12 +6,13 @@ use std::time::Instant;
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 
 use super::dto::{
-    ChurnResult, ItemKey, ModelRef, RecommendationResult, RecommendedItem, ScoreInput, ScoreReply,
-    ScoreRequest, TabularResult, TextResult,
+    ChurnResult, ExplainDepth, ExplanationInfo, ItemKey, ModelRef, Reason, RecommendationResult,
+    RecommendedItem, ScoreInput, ScoreReply, ScoreRequest, SegmentResult, TabularResult,
+    TextResult,
 };
 use crate::error::{ApiError, ErrorBody, ScoreError};
-use crate::model::spec::ModelKind;
-use crate::scoring::{self, AppState, Scored};
+use crate::model::spec::{ModelKind, ModelSpec};
+use crate::scoring::{self, AppState, Explained, Scored};
 use crate::snapshot::CustomerId;
 use crate::text::softmax;
 
@@ -73,14 +74,28 @@ async fn score(
     let model = scoring::find_model(&state.models, name, named)?;
     let kind = model.spec.kind.name();
     let churn = named == Some("tabular");
+    let depth = body.explain;
+    if depth.is_some() && !matches!(model.spec.kind, ModelKind::Tabular(_)) {
+        return Err(ScoreError::NotExplainable(format!(
+            "model '{name}' is a {kind} model; 'explain' needs a tabular model (float features in, scores out)"
+        ))
+        .into());
+    }
+    let explain = depth.is_some();
     let response = match body.validate(kind)? {
         ScoreInput::Customers(ids) => {
-            let scored = scoring::score_customers(state, model, &ids).await?;
-            tabular_reply(&scored, Some(&ids), churn, started)
+            let scored = scoring::score_customers(state, model, &ids, explain).await?;
+            match kind {
+                "segmentation" => segment_reply(&scored, Some(&ids), started),
+                _ => tabular_reply(&scored, Some(&ids), churn, depth, started),
+            }
         }
         ScoreInput::Rows(rows) => {
-            let scored = scoring::score_rows(state, model, &rows).await?;
-            tabular_reply(&scored, None, churn, started)
+            let scored = scoring::score_rows(state, model, &rows, explain).await?;
+            match kind {
+                "segmentation" => segment_reply(&scored, None, started),
+                _ => tabular_reply(&scored, None, churn, depth, started),
+            }
         }
         ScoreInput::Recommend {
             customer_ids,
@@ -97,7 +112,7 @@ async fn score(
                     ScoreError::BadRequest(format!("'k' must be between 1 and {max_k}")).into(),
                 );
             }
-            let scored = scoring::score_customers(state, model, &customer_ids).await?;
+            let scored = scoring::score_customers(state, model, &customer_ids, false).await?;
             recommendation_reply(&scored, &customer_ids, k, exclude_owned, started)
         }
         ScoreInput::Texts(texts) => {
@@ -122,14 +137,72 @@ fn error_body(e: &scoring::ItemError) -> ErrorBody<'_> {
     }
 }
 
+/// The reasons of scored row `row`: the `depth` largest contributions, with the customer's values and the
+/// manifest's descriptions.
+pub fn reasons<'a>(
+    spec: &'a ModelSpec,
+    explained: &Explained,
+    row: usize,
+    depth: ExplainDepth,
+) -> Vec<Reason<'a>> {
+    let k = match depth {
+        ExplainDepth::Top(k) => Some(k),
+        ExplainDepth::All => None,
+    };
+    let features = spec.feature_columns();
+    let values = explained.inputs_of(row);
+    let bounds = explained.error_bounds_of(row);
+    scoring::top_contributions(explained, row, k)
+        .into_iter()
+        .map(|(i, contribution)| {
+            let info = spec.feature_info.get(&features[i]);
+            Reason {
+                name: &features[i],
+                value: values.get(i).copied().filter(|v| !v.is_nan()),
+                contribution,
+                direction: scoring::direction(contribution),
+                description: info
+                    .map(|f| f.description.as_str())
+                    .filter(|d| !d.is_empty()),
+                unit: info.and_then(|f| f.unit.as_deref()),
+                error_bound: bounds.get(i).copied(),
+            }
+        })
+        .collect()
+}
+
+/// The reply-level description of how reasons were computed.
+pub fn explanation_info<'a>(scored: &'a Scored) -> Option<ExplanationInfo<'a>> {
+    let explained = scored.explained.as_ref()?;
+    let explainer = &explained.explainer;
+    // Every row carries the base value last; it is the same for all rows of one explainer.
+    let base_value = explained
+        .explanation
+        .contributions
+        .get(explainer.width)
+        .copied()?;
+    Some(ExplanationInfo {
+        method: explainer.method_name(),
+        space: explainer.space_name(),
+        base_value,
+        reference: scored.snapshot.as_deref().map(|s| s.version.as_str()),
+    })
+}
+
 fn tabular_reply(
     scored: &Scored,
     ids: Option<&[CustomerId]>,
     churn: bool,
+    depth: Option<ExplainDepth>,
     started: Instant,
 ) -> HttpResponse {
     let ModelKind::Tabular(t) = &scored.model.spec.kind else {
         return reply(scored, Vec::<()>::new(), started);
+    };
+    let spec = &scored.model.spec;
+    let reasons_of = |row: usize| match (scored.explained.as_ref(), depth) {
+        (Some(explained), Some(depth)) => Some(reasons(spec, explained, row, depth)),
+        _ => None,
     };
     let outcomes = scored
         .items
@@ -145,6 +218,7 @@ fn tabular_reply(
                         key,
                         churn_probability: Some(p),
                         risk: t.risk.map(|r| r.band(p)),
+                        reasons: reasons_of(*row),
                         error: None,
                     }
                 }
@@ -152,6 +226,7 @@ fn tabular_reply(
                     key,
                     churn_probability: None,
                     risk: None,
+                    reasons: None,
                     error: Some(error_body(e)),
                 },
             })
@@ -176,6 +251,7 @@ fn tabular_reply(
                             .zip(probs.iter().copied())
                             .collect(),
                     ),
+                    reasons: reasons_of(*row),
                     error: None,
                 }
             }
@@ -185,6 +261,42 @@ fn tabular_reply(
                 label: None,
                 risk: None,
                 scores: None,
+                reasons: None,
+                error: Some(error_body(e)),
+            },
+        })
+        .collect();
+    reply(scored, results, started)
+}
+
+fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>, started: Instant) -> HttpResponse {
+    let ModelKind::Segmentation(g) = &scored.model.spec.kind else {
+        return reply(scored, Vec::<()>::new(), started);
+    };
+    let results: Vec<SegmentResult> = scored
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, outcome)| match outcome {
+            Ok(row) => {
+                let distances = scored.output_of(*row);
+                SegmentResult {
+                    key: key(ids, i),
+                    segment: g.segments.get(scoring::nearest(distances)),
+                    distances: Some(
+                        g.segments
+                            .iter()
+                            .map(|s| s.key.as_str())
+                            .zip(distances.iter().copied())
+                            .collect(),
+                    ),
+                    error: None,
+                }
+            }
+            Err(e) => SegmentResult {
+                key: key(ids, i),
+                segment: None,
+                distances: None,
                 error: Some(error_body(e)),
             },
         })
@@ -280,6 +392,7 @@ fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>, started: Instant
         },
         snapshot: scored.snapshot.as_deref().map(|s| s.version.as_str()),
         stale: scored.stale,
+        explanation: explanation_info(scored),
         results,
     };
     let mut response = HttpResponse::Ok();

@@ -47,8 +47,19 @@ fn metadata_tensors(
     match &m.spec.kind {
         ModelKind::Tabular(t) => (
             tensors(&m.inputs, &t.input).collect(),
-            tensors(&m.outputs, &t.output).collect(),
+            tensors(&m.outputs, &t.output)
+                .chain(std::iter::once(TensorMetadata {
+                    name: CONTRIBUTIONS_OUTPUT.into(),
+                    datatype: "FP32".into(),
+                    shape: vec![-1, t.features.len() as i64 + 1],
+                }))
+                .collect(),
             json!({
+                "explain": {
+                    "method": if m.trees.is_some() { "tree_shap" } else { "sampling" },
+                    "sampling_reason": m.sampling_reason,
+                    "contributions_output": CONTRIBUTIONS_OUTPUT,
+                },
                 "features": t.features,
                 "labels": t.labels,
                 "positive_label": t.labels[t.positive],
@@ -65,6 +76,15 @@ fn metadata_tensors(
                 "items": m.catalogue.as_ref().map_or(0, |c| c.len()),
                 "owned_column": r.owned_column,
                 "max_k": r.max_k,
+            }),
+        ),
+        ModelKind::Segmentation(g) => (
+            tensors(&m.inputs, &g.input).collect(),
+            tensors(&m.outputs, &g.output).collect(),
+            json!({
+                "features": g.features,
+                "missing": g.missing,
+                "segments": g.segments,
             }),
         ),
         ModelKind::Text(t) => (
@@ -86,6 +106,9 @@ fn metadata_tensors(
 
 /// Name of the v2 input tensor of text models.
 pub const TEXT_INPUT: &str = "text";
+/// Name of the extra v2 output of tabular models: FP32 [batch, features + 1], each row's contributions with the
+/// base value last (the layout of Triton's FIL backend); computed only when requested by name.
+pub const CONTRIBUTIONS_OUTPUT: &str = "contributions";
 
 /// `GET /v2/models/{model}`
 pub async fn get_model_metadata(
@@ -146,9 +169,19 @@ pub async fn post_infer(
     let (input_name, output_name) = match &m.spec.kind {
         ModelKind::Tabular(t) => (t.input.clone(), t.output.clone()),
         ModelKind::Recommender(r) => (r.input.clone(), r.output.clone()),
+        ModelKind::Segmentation(g) => (g.input.clone(), g.output.clone()),
         ModelKind::Text(t) => (TEXT_INPUT.to_string(), t.output.clone()),
     };
-    let input = single_input(&request, &input_name, &output_name).map_err(ApiError::v2)?;
+    let mut served = vec![output_name.as_str()];
+    if matches!(m.spec.kind, ModelKind::Tabular(_)) {
+        served.push(CONTRIBUTIONS_OUTPUT);
+    }
+    let input = single_input(&request, &input_name, &served).map_err(ApiError::v2)?;
+    // Without `outputs` the model's own output is returned; contributions only when asked by name.
+    let wanted = |name: &str| match &request.outputs {
+        Some(outputs) => outputs.iter().any(|o| o.name == name),
+        None => name == output_name,
+    };
     let scored = match &m.spec.kind {
         ModelKind::Text(_) => {
             let texts = text_input(input, state.limits.max_items).map_err(ApiError::v2)?;
@@ -158,39 +191,55 @@ pub async fn post_infer(
             let width = m.spec.feature_columns().len();
             let (values, rows) =
                 feature_input(input, width, state.limits.max_items).map_err(ApiError::v2)?;
-            scoring::score_matrix(m, values, rows).await
+            let explainer = match wanted(CONTRIBUTIONS_OUTPUT) {
+                true => Some(scoring::explainer(&state, &m).map_err(ApiError::v2)?),
+                false => None,
+            };
+            scoring::score_matrix(m, values, rows, explainer).await
         }
     }
     .map_err(ApiError::v2)?;
     let rows = scored.items.len();
-    let body = InferResponse {
-        model_name: &scored.model.spec.name,
-        model_version: &scored.model.spec.version,
-        id: request.id.clone(),
-        outputs: vec![InferOutput {
+    let mut outputs = Vec::with_capacity(2);
+    if wanted(&output_name) {
+        outputs.push(InferOutput {
             name: &output_name,
             shape: vec![rows, scored.width],
             datatype: "FP32",
             data: &scored.outputs,
-        }],
+        });
+    }
+    if let Some(explained) = &scored.explained {
+        outputs.push(InferOutput {
+            name: CONTRIBUTIONS_OUTPUT,
+            shape: vec![rows, explained.explainer.width + 1],
+            datatype: "FP32",
+            data: &explained.explanation.contributions,
+        });
+    }
+    let body = InferResponse {
+        model_name: &scored.model.spec.name,
+        model_version: &scored.model.spec.version,
+        id: request.id.clone(),
+        outputs,
     };
     let mut response = HttpResponse::Ok();
     timing_headers(&mut response, &scored, started);
     Ok(response.json(body))
 }
 
-/// The request's one input, which must be `input_name`; requested outputs must be `output_name`.
+/// The request's one input, which must be `input_name`; requested outputs must be among `served`.
 fn single_input<'r>(
     request: &'r InferRequest,
     input_name: &str,
-    output_name: &str,
+    served: &[&str],
 ) -> Result<&'r InferInput, ScoreError> {
     let bad = |msg: String| ScoreError::BadRequest(msg);
     if let Some(outputs) = &request.outputs
-        && let Some(unknown) = outputs.iter().find(|o| o.name != output_name)
+        && let Some(unknown) = outputs.iter().find(|o| !served.contains(&o.name.as_str()))
     {
         return Err(bad(format!(
-            "output '{}' is not served; this model serves '{output_name}'",
+            "output '{}' is not served; this model serves {served:?}",
             unknown.name
         )));
     }

@@ -2,12 +2,14 @@
 
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::error::ScoreError;
+use crate::model::explainer::{Explanation, ModelExplainer};
 use crate::telemetry::ModelMetrics;
 
 pub use worker::{BatchRunner, Call, WorkerSettings, concat_rows, spawn_workers};
@@ -21,6 +23,8 @@ pub struct JobOutput {
     pub queue_us: u64,
     /// Microseconds the inference call(s) took.
     pub inference_us: u64,
+    /// The rows' contributions, when the job asked for them.
+    pub explanation: Option<Explanation>,
 }
 
 /// The answer a worker sends; the error is the runtime's message.
@@ -45,6 +49,8 @@ pub struct Job {
     pub enqueued_at: Instant,
     /// Where the worker sends the result.
     pub reply: oneshot::Sender<JobResult>,
+    /// Explain the rows with this after scoring them (on the worker, never on an HTTP thread).
+    pub explain: Option<Arc<ModelExplainer>>,
 }
 
 /// The sending side of a model's bounded queue.
@@ -76,6 +82,7 @@ impl BatchQueue {
         &self,
         input: ModelInput,
         rows: usize,
+        explain: Option<Arc<ModelExplainer>>,
     ) -> Result<oneshot::Receiver<JobResult>, ScoreError> {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
@@ -83,6 +90,7 @@ impl BatchQueue {
             rows,
             enqueued_at: Instant::now(),
             reply,
+            explain,
         };
         match self.sender.try_send(job) {
             Ok(()) => Ok(receiver),
@@ -99,9 +107,23 @@ impl BatchQueue {
         }
     }
 
-    /// Submits and waits for the answer, mapping a runtime failure to `ScoreError::Inference`.
-    pub async fn run(&self, input: ModelInput, rows: usize) -> Result<JobOutput, ScoreError> {
-        let receiver = self.submit(input, rows)?;
+    /// Submits and waits for the answer (with the rows' explanation when `explain` is given), mapping a runtime
+    /// failure to `ScoreError::Inference`.
+    pub async fn run(
+        &self,
+        input: ModelInput,
+        rows: usize,
+        explain: Option<Arc<ModelExplainer>>,
+    ) -> Result<JobOutput, ScoreError> {
+        let receiver = self.submit(input, rows, explain)?;
+        self.answer(receiver).await
+    }
+
+    /// Awaits the answer to a submitted job, mapping a runtime failure to `ScoreError::Inference`.
+    pub async fn answer(
+        &self,
+        receiver: oneshot::Receiver<JobResult>,
+    ) -> Result<JobOutput, ScoreError> {
         match receiver.await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(message)) => Err(ScoreError::Inference {

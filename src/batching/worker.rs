@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::{Job, JobOutput, ModelInput};
+use crate::model::explainer::{Explanation, ModelExplainer};
 use crate::telemetry::ModelMetrics;
 
 /// One inference call a runner made: its rows and how long it took.
@@ -31,6 +32,16 @@ pub trait BatchRunner: Send {
     ) -> Result<(), String>;
     /// Values per output row.
     fn output_width(&self) -> usize;
+    /// Explains one job's rows after they were scored (the sampling method runs the model again).
+    fn explain(
+        &mut self,
+        input: &ModelInput,
+        explainer: &ModelExplainer,
+        max_rows: usize,
+    ) -> Result<Explanation, String> {
+        let _ = (input, explainer, max_rows);
+        Err("this model cannot explain its outputs".into())
+    }
 }
 
 /// Concatenates float rows of several jobs into `buffer` (cleared first); token inputs are an error.
@@ -161,7 +172,9 @@ fn run_batch<R: BatchRunner>(
             ))
         }
     });
+    // Plain jobs are answered first: an explained job in the same batch must not delay them.
     let mut offset = 0;
+    let mut explained = Vec::new();
     for job in jobs.drain(..) {
         let queue = started.saturating_duration_since(job.enqueued_at);
         metrics.queue_seconds.observe(queue.as_secs_f64());
@@ -171,12 +184,32 @@ fn run_batch<R: BatchRunner>(
                 values: output[offset..end].to_vec(),
                 queue_us: queue.as_micros() as u64,
                 inference_us,
+                explanation: None,
             }),
             Err(message) => Err(message.clone()),
         };
         offset = end;
-        // The caller may have gone since the check above; nothing to do then.
-        let _ = job.reply.send(answer);
+        match (answer, job.explain.clone()) {
+            (Ok(answer), Some(explainer)) => explained.push((job, answer, explainer)),
+            // The caller may have gone since the check above; nothing to do then.
+            (answer, _) => {
+                let _ = job.reply.send(answer);
+            }
+        }
+    }
+    for (job, mut answer, explainer) in explained {
+        if job.reply.is_closed() {
+            continue;
+        }
+        let started = Instant::now();
+        let explanation = runner.explain(&job.input, &explainer, max_rows);
+        metrics
+            .explain_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let _ = job.reply.send(explanation.map(|e| {
+            answer.explanation = Some(e);
+            answer
+        }));
     }
 }
 
@@ -278,7 +311,7 @@ mod tests {
         });
         let receivers: Vec<_> = (0..5)
             .map(|i| {
-                q.submit(rows(vec![i as f32, 1.0, 2.0 * i as f32, 1.0]), 2)
+                q.submit(rows(vec![i as f32, 1.0, 2.0 * i as f32, 1.0]), 2, None)
                     .unwrap()
             })
             .collect();
@@ -301,7 +334,7 @@ mod tests {
             ..Setup::default()
         });
         let out = q
-            .submit(rows((0..10).map(|v| v as f32).collect()), 10)
+            .submit(rows((0..10).map(|v| v as f32).collect()), 10, None)
             .unwrap()
             .blocking_recv()
             .unwrap()
@@ -323,7 +356,7 @@ mod tests {
         let mut accepted = Vec::new();
         let mut refused = 0;
         for _ in 0..20 {
-            match q.submit(rows(vec![1.0]), 1) {
+            match q.submit(rows(vec![1.0]), 1, None) {
                 Ok(r) => accepted.push(r),
                 Err(e) => {
                     assert_eq!(e.code(), "queue_full");
@@ -347,9 +380,9 @@ mod tests {
             fail: true,
             ..Setup::default()
         });
-        let gone = q.submit(rows(vec![1.0]), 1).unwrap();
+        let gone = q.submit(rows(vec![1.0]), 1, None).unwrap();
         drop(gone);
-        let r = q.submit(rows(vec![1.0]), 1).unwrap();
+        let r = q.submit(rows(vec![1.0]), 1, None).unwrap();
         assert_eq!(r.blocking_recv().unwrap().unwrap_err(), "boom");
     }
 }

@@ -125,6 +125,11 @@ impl Catalogue {
         self.by_id.get(item_id).copied()
     }
 
+    /// Item indices, most popular first.
+    pub fn popular(&self) -> impl Iterator<Item = u32> + '_ {
+        self.popular.iter().copied()
+    }
+
     /// The `k` most popular items not in `excluded`.
     pub fn most_popular(&self, k: usize, excluded: &[u32]) -> Vec<u32> {
         self.popular
@@ -139,10 +144,15 @@ impl Catalogue {
 /// The `k` best (index, score) pairs of `scores`, highest first, skipping `excluded` indices: a partial selection
 /// (O(n)) and a sort of the k chosen, never a sort of all scores. NaN scores rank last.
 pub fn top_k(scores: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+    top_k_where(scores, k, |i| !excluded.contains(&(i as u32)))
+}
+
+/// The `k` best (index, score) pairs of `scores` whose index `keep` accepts, highest first.
+pub fn top_k_where(scores: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<(u32, f32)> {
     let mut candidates: Vec<(u32, f32)> = scores
         .iter()
         .enumerate()
-        .filter(|(i, _)| !excluded.contains(&(*i as u32)))
+        .filter(|(i, _)| keep(*i))
         .map(|(i, &s)| (i as u32, if s.is_nan() { f32::NEG_INFINITY } else { s }))
         .collect();
     let k = k.min(candidates.len());

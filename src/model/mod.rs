@@ -1,6 +1,7 @@
 //! Models: the manifest, the ONNX Runtime session behind it, and the registry that serves them by name.
 
 pub mod catalogue;
+pub mod explainer;
 pub mod registry;
 pub mod runtime;
 pub mod session;

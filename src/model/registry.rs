@@ -10,11 +10,13 @@ use ort::session::Session;
 
 use super::ModelError;
 use super::catalogue::Catalogue;
+use super::explainer::{Explanation, ModelExplainer};
 use super::session::{self, SessionOptions, TensorInfo, TokenInputs};
 use super::spec::{Batching, ModelKind, ModelSpec};
 use crate::batching::{
     BatchQueue, BatchRunner, Call, ModelInput, WorkerSettings, concat_rows, spawn_workers,
 };
+use crate::explain::trees::TreeModel;
 use crate::snapshot::{FeatureSnapshot, Layout};
 use crate::telemetry::Metrics;
 use crate::text::TextEncoder;
@@ -37,9 +39,15 @@ pub struct ModelHandle {
     pub encoder: Option<TextEncoder>,
     /// When this version was loaded.
     pub loaded_at: SystemTime,
+    /// The tree ensemble read from the graph and checked against ONNX Runtime (tabular tree models).
+    pub trees: Option<Arc<TreeModel>>,
+    /// Why a tabular model is explained by sampling rather than TreeSHAP.
+    pub sampling_reason: Option<String>,
     fingerprint: Fingerprint,
     /// The feature layout in the last snapshot it was resolved for (requests share it lock-free).
     layout: ArcSwapOption<Layout>,
+    /// The explainer built for the last snapshot (tabular models).
+    explainer: ArcSwapOption<ModelExplainer>,
 }
 
 /// Names, sizes and modification times of a model folder's files: a change means a new version was dropped.
@@ -167,6 +175,33 @@ impl BatchRunner for FeatureRunner {
     fn output_width(&self) -> usize {
         self.output_width
     }
+
+    fn explain(
+        &mut self,
+        input: &ModelInput,
+        explainer: &ModelExplainer,
+        max_rows: usize,
+    ) -> Result<Explanation, String> {
+        let ModelInput::Rows(rows) = input else {
+            return Err("a float-feature model was sent token sequences".into());
+        };
+        let width = self.input_width.max(1);
+        let (session, input_name, output_name) = (&mut self.session, &self.input, &self.output);
+        explainer.explain(rows, &mut |perturbed: &[f32], out: &mut Vec<f32>| {
+            // Sampling runs the model on many rows per explained row: in calls of at most max_rows.
+            for chunk in perturbed.chunks(max_rows.max(1) * width) {
+                session::run_tabular(
+                    session,
+                    input_name,
+                    output_name,
+                    chunk,
+                    chunk.len() / width,
+                    out,
+                )?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// An ONNX session fed token sequences (text models): sequences are sorted by length and cut into calls of at
@@ -267,6 +302,18 @@ impl BatchRunner for Runner {
         match self {
             Runner::Features(r) => r.output_width(),
             Runner::Text(r) => r.output_width(),
+        }
+    }
+
+    fn explain(
+        &mut self,
+        input: &ModelInput,
+        explainer: &ModelExplainer,
+        max_rows: usize,
+    ) -> Result<Explanation, String> {
+        match self {
+            Runner::Features(r) => r.explain(input, explainer, max_rows),
+            Runner::Text(r) => r.explain(input, explainer, max_rows),
         }
     }
 }
@@ -401,6 +448,14 @@ impl ModelRegistry {
                     output_width: items,
                     buffer: Vec::new(),
                 }),
+                ModelKind::Segmentation(g) => Runner::Features(FeatureRunner {
+                    session: open.session,
+                    input: g.input.clone(),
+                    output: g.output.clone(),
+                    input_width: g.features.len(),
+                    output_width: g.segments.len(),
+                    buffer: Vec::new(),
+                }),
                 ModelKind::Text(t) => Runner::Text(TextRunner {
                     session: open.session,
                     names: TokenInputs {
@@ -440,7 +495,21 @@ impl ModelRegistry {
             sender,
             model_metrics,
         );
-        let handle = ModelHandle {
+        let (trees, sampling_reason) = match &spec.kind {
+            ModelKind::Tabular(t) => {
+                match TreeModel::from_onnx_file(
+                    &spec.onnx_path(),
+                    t.features.len(),
+                    t.labels.len(),
+                    t.positive,
+                ) {
+                    Ok(trees) => (Some(Arc::new(trees)), None),
+                    Err(e) => (None, Some(e.for_model(&spec.name))),
+                }
+            }
+            _ => (None, None),
+        };
+        let mut handle = ModelHandle {
             inputs,
             outputs,
             provider,
@@ -449,10 +518,18 @@ impl ModelRegistry {
             catalogue,
             encoder,
             loaded_at: SystemTime::now(),
+            trees,
+            sampling_reason,
             fingerprint,
             layout: ArcSwapOption::empty(),
+            explainer: ArcSwapOption::empty(),
         };
         handle.warm_up()?;
+        if let Some(reason) = handle.check_trees() {
+            tracing::warn!(model = %handle.spec.name, %reason, "explaining by sampling instead of TreeSHAP");
+            handle.trees = None;
+            handle.sampling_reason = Some(reason);
+        }
         Ok(handle)
     }
 
@@ -562,6 +639,18 @@ impl ModelRegistry {
             .collect()
     }
 
+    /// Builds every tabular model's explainer for `snapshot` (the watcher does this after each swap, so requests
+    /// find it ready).
+    pub fn prepare_explainers(&self, snapshot: &FeatureSnapshot) {
+        for model in self.all() {
+            if matches!(model.spec.kind, ModelKind::Tabular(_))
+                && let Err(error) = model.explainer_for(snapshot)
+            {
+                tracing::warn!(model = %model.spec.name, %error, "no explainer for the served snapshot");
+            }
+        }
+    }
+
     /// The snapshot list column of owned items that a recommender reads (the first one named).
     pub fn owned_column(&self) -> Option<String> {
         self.models
@@ -583,7 +672,76 @@ impl ModelHandle {
             ModelKind::Tabular(t) => t.labels.len(),
             ModelKind::Text(t) => t.labels.len(),
             ModelKind::Recommender(_) => self.catalogue.as_ref().map_or(0, Catalogue::len),
+            ModelKind::Segmentation(g) => g.segments.len(),
         }
+    }
+
+    /// The explainer of this model for `snapshot`, built now when the watcher has not built it yet; Err when
+    /// the model is not tabular (nothing to explain feature by feature) or lacks a snapshot column.
+    pub fn explainer_for(&self, snapshot: &FeatureSnapshot) -> Result<Arc<ModelExplainer>, String> {
+        if let Some(cached) = self.explainer.load_full()
+            && cached.snapshot == snapshot.serial()
+        {
+            return Ok(cached);
+        }
+        let ModelKind::Tabular(t) = &self.spec.kind else {
+            return Err(format!(
+                "model '{}' is a {} model; only tabular models (float features in, scores out) can be explained",
+                self.spec.name,
+                self.spec.kind.name()
+            ));
+        };
+        let layout = self.layout_in(snapshot)?;
+        let explainer = Arc::new(ModelExplainer::build(
+            self.trees.as_deref(),
+            snapshot,
+            &layout,
+            t.missing,
+            t.positive,
+            t.labels.len(),
+        )?);
+        self.explainer.store(Some(explainer.clone()));
+        Ok(explainer)
+    }
+
+    /// Compares the trees read from the graph with ONNX Runtime on a few rows; Some(reason) when they disagree
+    /// (TreeSHAP would then explain a different model, so sampling is used).
+    fn check_trees(&self) -> Option<String> {
+        let (Some(trees), ModelKind::Tabular(t)) = (self.trees.as_deref(), &self.spec.kind) else {
+            return None;
+        };
+        let width = t.features.len();
+        let probes: Vec<f32> = [0.0_f32, f32::NAN, 1.0, -1.0, 100.0]
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, width))
+            .collect();
+        let rows = probes.len() / width.max(1);
+        let output = match self
+            .queue
+            .submit(ModelInput::Rows(probes.clone()), rows, None)
+        {
+            Ok(receiver) => match receiver.blocking_recv() {
+                Ok(Ok(output)) => output.values,
+                _ => return Some("the tree check inference failed".into()),
+            },
+            Err(e) => return Some(format!("the tree check inference failed: {e}")),
+        };
+        let labels = t.labels.len();
+        for (i, row) in probes.chunks_exact(width.max(1)).enumerate() {
+            let margin = match trees.margin(row) {
+                Ok(m) => m,
+                Err(e) => return Some(e.to_string()),
+            };
+            // A softmax margin has no output of its own to compare: the parse is trusted then.
+            let ours = trees.output_of_margin(margin)?;
+            let theirs = f64::from(output[i * labels + t.positive]);
+            if (ours - theirs).abs() > 1e-4 {
+                return Some(format!(
+                    "the trees read from the graph give {ours} where ONNX Runtime gives {theirs}"
+                ));
+            }
+        }
+        None
     }
 
     /// Where this model's feature columns sit in `snapshot`'s rows, resolved once per snapshot; Err names the
@@ -614,7 +772,7 @@ impl ModelHandle {
         let width = self.output_width();
         let receiver = self
             .queue
-            .submit(input, 1)
+            .submit(input, 1, None)
             .map_err(|e| fail(e.to_string()))?;
         let output = receiver
             .blocking_recv()
