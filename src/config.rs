@@ -25,6 +25,20 @@ pub enum Command {
     /// Validate a snapshot (file or part folder) against the models' columns and print a report (exit code 1 if
     /// the server would refuse it), so a pipeline can check before it drops.
     CheckSnapshot(CheckSnapshotArgs),
+    /// Validate an engagement policy file against the models' features, segments and catalogue and print its
+    /// rules (exit code 1 if the server would refuse it), so a change can be checked before it is dropped.
+    CheckPolicy(CheckPolicyArgs),
+}
+
+/// Arguments of `crmscore check-policy`.
+#[derive(Debug, Args)]
+pub struct CheckPolicyArgs {
+    /// The engagement policy file (TOML).
+    #[arg(env = "CRMSCORE_POLICY", default_value = "policies/engagement.toml")]
+    pub file: PathBuf,
+    /// Model repository whose features, segments and catalogue the policy may name.
+    #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
+    pub models: PathBuf,
 }
 
 /// Arguments of `crmscore check-snapshot`.
@@ -78,6 +92,15 @@ pub struct Config {
     /// Model repository: one folder per model with model.toml + model.onnx.
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
     pub models: PathBuf,
+
+    /// Engagement policy (TOML) choosing each customer's next best action in insights; watched and hot-reloaded.
+    /// When the file does not exist the server runs without one (insights list "policy" as missing).
+    #[arg(
+        long,
+        env = "CRMSCORE_POLICY",
+        default_value = "policies/engagement.toml"
+    )]
+    pub policy: Option<PathBuf>,
 
     /// Snapshot folder (the newest complete Parquet snapshot in it is served) or one Parquet file or part folder.
     #[arg(long, env = "CRMSCORE_SNAPSHOTS", default_value = "snapshots")]
@@ -157,6 +180,7 @@ impl Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             models: models.as_ref().to_path_buf(),
+            policy: None,
             snapshots: snapshots.as_ref().to_path_buf(),
             poll_ms: 50,
             max_row_drop: 0.5,

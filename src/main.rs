@@ -37,6 +37,21 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::CheckPolicy(args) => {
+            match crmscore::engagement::check::model_vocabulary(&args.models) {
+                Ok((vocab, notes)) => {
+                    let (report, ok) =
+                        crmscore::engagement::check::check(&args.file, &vocab, &notes);
+                    print!("{report}");
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 
