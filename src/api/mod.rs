@@ -3,6 +3,7 @@
 mod admin;
 pub mod dto;
 mod health;
+mod insights;
 mod metrics;
 mod score;
 mod snapshot_info;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     .service(
         web::scope("/v1")
             .app_data(json_config(Protocol::V1, max_body_bytes))
+            .app_data(query_config())
             .service(resource("/v1/churn/score").route(web::post().to(score::post_churn_score)))
             .service(
                 resource("/v1/recommendations").route(web::post().to(score::post_recommendations)),
@@ -47,6 +49,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             .service(
                 resource("/v1/models/{model}/score").route(web::post().to(score::post_model_score)),
             )
+            .service(resource("/v1/insights").route(web::post().to(insights::post_insights)))
+            .service(
+                resource("/v1/customers/{id}/insights")
+                    .route(web::get().to(insights::get_customer_insights)),
+            )
+            .service(resource("/v1/policy").route(web::get().to(insights::get_policy)))
             .service(resource("/v1/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(
                 resource("/v1/admin/snapshot/reload")
@@ -92,6 +100,17 @@ fn protocol_of(req: &HttpRequest) -> Protocol {
     } else {
         Protocol::V1
     }
+}
+
+/// A bad query string gets the same envelope as every other error.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError {
+            error: ScoreError::BadRequest(format!("bad query string: {err}")),
+            protocol: Protocol::V1,
+        }
+        .into()
+    })
 }
 
 /// Malformed, oversized or mistyped JSON gets the same envelope as every other error.

@@ -1,0 +1,125 @@
+//! Insights and the engagement policy: churn, reasons, segment, offers and next best action per customer.
+
+use std::time::Instant;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::engagement::insights::{self, Ask};
+use crate::error::{ApiError, ScoreError};
+use crate::scoring::AppState;
+use crate::snapshot::CustomerId;
+
+/// Offers per customer when the request does not say.
+const DEFAULT_OFFERS: usize = 3;
+/// Churn reasons per customer when the request does not say.
+const DEFAULT_REASONS: usize = 3;
+/// Most offers or reasons one customer may ask for.
+const MAX_PER_CUSTOMER: usize = 50;
+
+/// Body of `POST /v1/insights`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsRequest {
+    /// Customers to look up in the served snapshot.
+    pub customer_ids: Vec<CustomerId>,
+    /// Offers per customer (default 3).
+    pub k: Option<usize>,
+    /// Churn reasons per customer (default 3; 0 for none).
+    pub reasons: Option<usize>,
+}
+
+/// Query of `GET /v1/customers/{id}/insights`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsQuery {
+    /// Offers (default 3).
+    pub k: Option<usize>,
+    /// Churn reasons (default 3).
+    pub reasons: Option<usize>,
+}
+
+fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
+    let offers = k.unwrap_or(DEFAULT_OFFERS);
+    let reasons = reasons.unwrap_or(DEFAULT_REASONS);
+    if offers == 0 || offers > MAX_PER_CUSTOMER {
+        return Err(ScoreError::BadRequest(format!(
+            "'k' must be between 1 and {MAX_PER_CUSTOMER}"
+        )));
+    }
+    if reasons > MAX_PER_CUSTOMER {
+        return Err(ScoreError::BadRequest(format!(
+            "'reasons' must be between 0 and {MAX_PER_CUSTOMER}"
+        )));
+    }
+    Ok(Ask { offers, reasons })
+}
+
+/// `POST /v1/insights`: one insight per customer, in request order; unknown customers are per-item errors.
+pub async fn post_insights(
+    state: web::Data<AppState>,
+    body: web::Json<InsightsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let body = body.into_inner();
+    let ask = ask(body.k, body.reasons)?;
+    let reply = insights::insights(&state, &body.customer_ids, ask).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
+        .json(reply))
+}
+
+/// `GET /v1/customers/{id}/insights`: the same for one customer; 404 when the customer is unknown and no
+/// cold-start rule answers.
+pub async fn get_customer_insights(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<InsightsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let ask = ask(query.k, query.reasons)?;
+    let ids = [CustomerId::Str(id.into_inner())];
+    let reply = insights::insights(&state, &ids, ask).await?;
+    let Some(result) = reply.results.first() else {
+        return Err(ScoreError::NotFound("no insight".into()).into());
+    };
+    if let Some(error) = &result.error {
+        return Err(ScoreError::NotFound(error.message.clone()).into());
+    }
+    let body = OneInsight {
+        snapshot: &reply.snapshot,
+        stale: reply.stale,
+        models: &reply.models,
+        policy: reply.policy.as_deref(),
+        missing: &reply.missing,
+        result,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
+        .json(body))
+}
+
+/// The reply of `GET /v1/customers/{id}/insights`: the insights reply with its one `result`.
+#[derive(Serialize)]
+struct OneInsight<'a> {
+    snapshot: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
+    models: &'a [insights::ModelVersion],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    missing: &'a [String],
+    result: &'a insights::Insight,
+}
+
+/// `GET /v1/policy`: the served engagement policy, its rules and warnings, and why a newer file is refused.
+pub async fn get_policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    match &state.engagement.policies {
+        Some(store) => Ok(HttpResponse::Ok().json(store.status())),
+        None => Err(ScoreError::NotFound(
+            "no engagement policy is served (start with --policy FILE)".into(),
+        )
+        .into()),
+    }
+}
