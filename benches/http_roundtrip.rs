@@ -4,8 +4,10 @@
 //! the response by its Content-Length (no client library in the figure). Cases:
 //! `POST /v1/churn/score` with 1 customer id, with the churn manifest's batching (max_delay_us 0: the worker runs a
 //! lone job at once) and with a 200 us batch window (a second server; a lone request waits it out), and
-//! `GET /v2/health/live`, the no-model baseline (routing, middleware, HTTP parsing and the socket round trip). One client, so this is latency at
-//! concurrency 1; the load-test script measures throughput.
+//! `GET /v2/health/live`, the no-model baseline (routing, middleware, HTTP parsing and the socket round trip);
+//! with the manifest's batching also 1 id with `"explain": 3` (top-3 TreeSHAP reasons) and `POST /v1/insights`
+//! with 1 id (churn + reasons + segment + top-3 offers + the shipped engagement policy). One client, so this is
+//! latency at concurrency 1; the load-test script measures throughput.
 //! Data: real customer ids of the shipped sample snapshot (`FeatureSnapshot::customer_ids`), a pool of 4096 drawn
 //! by an xorshift64 generator with a fixed seed; each iteration sends the next one.
 //! Run: `cargo bench --bench http_roundtrip`.
@@ -127,6 +129,7 @@ fn start(root: &Path, max_delay_us: Option<u64>) -> (RunningServer, Client) {
         max_delay_us,
         // Fewer rescans of the snapshot and model folders while measuring.
         poll_ms: 1_000,
+        policy: Some(root.join("policies/engagement.toml")),
         ..Config::for_tests(root.join("models"), root.join(common::SAMPLE))
     };
     let server = crmscore::start(config).expect("server starts (run scripts/setup-onnxruntime.sh)");
@@ -179,6 +182,39 @@ fn bench(c: &mut Criterion) {
             })
         });
         if max_delay_us.is_none() {
+            let explained: Vec<Vec<u8>> = ids
+                .iter()
+                .map(|id| {
+                    let body = serde_json::json!({ "customer_ids": [id], "explain": 3 });
+                    post("/v1/churn/score", &body.to_string())
+                })
+                .collect();
+            let insights: Vec<Vec<u8>> = ids
+                .iter()
+                .map(|id| {
+                    let body = serde_json::json!({ "customer_ids": [id], "k": 3 });
+                    post("/v1/insights", &body.to_string())
+                })
+                .collect();
+            for (case, requests, expect) in [
+                ("churn_1_id_explain_3", &explained, "reasons"),
+                ("insights_1_id", &insights, "next_best_action"),
+            ] {
+                let status = client.send(&requests[0]).expect("request answered");
+                assert!(
+                    status == 200 && client.body().contains(expect),
+                    "{case} reply: {status} {}",
+                    client.body()
+                );
+                let mut next = requests.iter().cycle();
+                group.bench_function(case, |b| {
+                    b.iter(|| {
+                        let request = next.next().expect("cycle never ends");
+                        let status = client.send(request).expect("request answered");
+                        assert_eq!(status, 200, "{case} reply: {}", client.body());
+                    })
+                });
+            }
             let live = get("/v2/health/live");
             group.bench_function("health_live", |b| {
                 b.iter(|| {

@@ -16,6 +16,11 @@
 #   f  crmscore  as a, at each concurrency of SWEEP (latency vs concurrency)
 #   g  crmscore  POST /v1/sentiment, one short feedback text per request, CONCURRENCY connections
 #   h  crmscore  POST /v1/recommendations, 1 id and k=RECOMMEND_K per request, CONCURRENCY connections
+#   i  crmscore  as a with "explain": 3 (top-3 TreeSHAP reasons); reported as a share of a's req/s
+#   j  crmscore  as b with "explain": 3 (100 ids with top-3 reasons each, BATCH_CONCURRENCY connections)
+#   k  crmscore  POST /v1/insights, 1 id (churn + reasons + segment + top-3 offers + policy), CONCURRENCY
+#                connections; reported as a share of a's req/s
+#   l  crmscore  as k at 1 connection (the latency of one insight, server and client)
 # Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed, or (g) one
 # of 20,000 distinct texts of at most 120 characters from the feedback generator (scripts/feedback_corpus.py, same
 # seed): a pool of bodies, one per line, from which oha picks a random line for every request (oha -Z). The replies
@@ -25,7 +30,7 @@
 #   DURATION=30s  CONCURRENCY=64  SNAPSHOT_CUSTOMERS=1000000  SKIP_REFERENCE=0  SWEEP="1 4 16 64 256"
 #   BATCH_IDS=100  BATCH_CONCURRENCY=16  RECOMMEND_K=10  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
 #   SOAK=300  SOAK_INTERVAL=10  READY_TIMEOUT=600  CRMSCORE_ARGS="--device cpu"  SEED=7
-#   SCENARIOS="a b c d e f g h": the scenarios to run; a letter runs every scenario of that letter, a key runs one
+#   SCENARIOS="a b c d e f g h i j k l": the scenarios to run; a letter runs every scenario of that letter, a key runs one
 #     (SCENARIOS="g h" runs only crmscore's g and h; SCENARIOS="g h dg dh eg eh" adds their ceiling and reference)
 # The snapshot (.bench/customers-1m.parquet for 1M customers) is generated once with
 # scripts/train_models.py --snapshot-only. Tools go to git-ignored .bench/: oha (cargo install --locked, pinned)
@@ -58,7 +63,7 @@ SWEEP="${SWEEP:-1 4 16 64 256}"
 BATCH_IDS="${BATCH_IDS:-100}"
 BATCH_CONCURRENCY="${BATCH_CONCURRENCY:-16}"
 RECOMMEND_K="${RECOMMEND_K:-10}"
-SCENARIOS="${SCENARIOS:-a b c d e f g h}"
+SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l}"
 WARMUP="${WARMUP:-5s}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
@@ -106,7 +111,7 @@ for v in CONCURRENCY SNAPSHOT_CUSTOMERS BATCH_IDS BATCH_CONCURRENCY RECOMMEND_K 
 done
 for c in $SWEEP; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "SWEEP must list positive integers, got '$SWEEP'"; done
 for k in $SCENARIOS; do
-  [[ "$k" =~ ^[a-h][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-h) or keys (d1, eg, f64, ...), not '$k'"
+  [[ "$k" =~ ^[a-l][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-l) or keys (d1, eg, f64, ...), not '$k'"
 done
 [[ -n "${SCENARIOS// /}" ]] || die "SCENARIOS is empty"
 want() { # key...: whether SCENARIOS asks for any of these scenario keys (a letter asks for every key it starts)
@@ -303,6 +308,18 @@ with open(out / "sentiment-1.jsonl", "w") as f:
     for text in texts:
         f.write(dump({"texts": [text]}) + "\n")
 
+# Engagement (scenarios i, j, k, l): drawn last, so the pools above stay the same bodies for a given seed.
+with open(out / "churn-1-explain.jsonl", "w") as f:
+    for i in rng.choice(n, size=min(pool_one, n), replace=False):
+        f.write(dump({"customer_ids": [ids[i]], "explain": 3}) + "\n")
+with open(out / f"churn-{batch_ids}-explain.jsonl", "w") as f:
+    for _ in range(pool_batch):
+        f.write(dump({"customer_ids": ids[rng.choice(n, size=min(batch_ids, n), replace=False)].tolist(),
+                      "explain": 3}) + "\n")
+with open(out / "insights-1.jsonl", "w") as f:
+    for i in rng.choice(n, size=min(pool_one, n), replace=False):
+        f.write(dump({"customer_ids": [ids[i]], "k": 3}) + "\n")
+
 print(f"{n:,} customers; pools: {min(pool_one, n):,} x 1 id, {pool_batch:,} x {batch_ids} ids, "
       f"{min(pool_v2, len(complete)):,} v2 rows ({len(complete):,} complete rows), "
       f"{min(pool_rec, n):,} x 1 id k={rec_k}, {len(texts):,} texts (<= {text_max_chars} chars, "
@@ -358,6 +375,15 @@ for body in bodies:
     assert [r["customer_id"] for r in results] == ids, f"{label}: results do not match the ids"
     for r in results:
         assert "error" not in r, f"{label}: per-item error {r}"
+        if kind == "insights":
+            assert 0.0 <= r["churn"]["probability"] <= 1.0 and len(r["churn"]["reasons"]) == 3, f"{label}: {r}"
+            assert r["segment"]["key"] and r["next_best_action"]["rule"], f"{label}: {r}"
+            assert len(r["offers"]) <= request.get("k", 3), f"{label}: {r}"
+            continue
+        if "explain" in request:
+            reasons = r["reasons"]
+            sizes = [abs(x["contribution"]) for x in reasons]
+            assert len(reasons) == request["explain"] and sizes == sorted(sizes, reverse=True), f"{label}: {r}"
         if kind == "recommend":
             items, k = r["items"], request.get("k", 10)
             assert len(items) == k and all("item_id" in i and "score" in i for i in items), f"{label}: {r}"
@@ -566,6 +592,9 @@ batch="$bodies/churn-$BATCH_IDS.jsonl"
 v2="$bodies/v2-1.jsonl"
 texts="$bodies/sentiment-1.jsonl"
 recs="$bodies/recommend-$RECOMMEND_K.jsonl"
+one_explain="$bodies/churn-1-explain.jsonl"
+batch_explain="$bodies/churn-$BATCH_IDS-explain.jsonl"
+insights="$bodies/insights-1.jsonl"
 parity="$bench/parity.json"  # crmscore's replies, which the reference's must match
 parity_text="$bench/parity-sentiment.json"
 parity_rec="$bench/parity-recommend.json"
@@ -577,7 +606,7 @@ start_crmscore() {
     --snapshots "$SNAPSHOT" --http-workers "$server_threads" $CRMSCORE_ARGS
   CRMSCORE_CMD="$SERVER_CMD"
   wait_ready probe_get "$url/v2/health/ready"
-  for m in churn recommendation sentiment; do
+  for m in churn recommendation sentiment segmentation; do
     probe_get "$url/v2/models/$m/ready" || die "crmscore does not serve model '$m' (log: $logs/crmscore.log)"
   done
   rm -f "$parity" "$parity_text" "$parity_rec"
@@ -586,12 +615,15 @@ start_crmscore() {
   check_replies crmscore "$url/v2/models/churn/infer" v2 "$v2"
   check_replies crmscore "$url/v1/sentiment" sentiment "$texts" "save=$parity_text"
   check_replies crmscore "$url/v1/recommendations" recommend "$recs" "save=$parity_rec"
+  check_replies crmscore "$url/v1/churn/score" churn "$one_explain"
+  check_replies crmscore "$url/v1/churn/score" churn "$batch_explain"
+  check_replies crmscore "$url/v1/insights" insights "$insights"
 }
 
 phase_crmscore() {
   local url="http://127.0.0.1:$crm_port" c sweep_keys=()
   for c in $SWEEP; do sweep_keys+=("f$c"); done
-  want a b c "${sweep_keys[@]}" g h || return 0
+  want a b c "${sweep_keys[@]}" g h i j k l || return 0
   start_crmscore
   if want a b c "${sweep_keys[@]}"; then warm_up "$url/v1/churn/score" "$one"; fi
   if want a; then measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
@@ -603,6 +635,15 @@ phase_crmscore() {
     if want "f$c"; then measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"; fi
   done
   measure_text_and_recs g h crmscore "$url"
+  if want i j; then warm_up "$url/v1/churn/score" "$one_explain"; fi
+  if want i; then measure i "crmscore churn 1 id explain 3" "$CONCURRENCY" 1 "$one_explain" "$url/v1/churn/score"; fi
+  if want j; then
+    measure j "crmscore churn $BATCH_IDS ids explain 3" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch_explain" \
+      "$url/v1/churn/score"
+  fi
+  if want k l; then warm_up "$url/v1/insights" "$insights"; fi
+  if want k; then measure k "crmscore insights 1 id" "$CONCURRENCY" 1 "$insights" "$url/v1/insights"; fi
+  if want l; then measure l "crmscore insights 1 id" 1 1 "$insights" "$url/v1/insights"; fi
   stop_server
 }
 
@@ -774,6 +815,19 @@ if lines:
            "| crmscore | vs | " + " | ".join(n for n, _ in figures) + " |",
            "|---|---|" + "--:|" * len(figures)]
     md += [f"| {k} | {n} ({o}) | " + " | ".join(rs) + " |" for k, n, o, rs in lines]
+
+# Engagement targets (issue 9), each within this run: explained and insights req/s as shares of plain churn.
+shares = [("i", "a", "1-id churn with explain 3 / without (target >= 60%)"),
+          ("k", "a", "1-id insights / 1-id churn (target >= 30%)")]
+eng = [f"- {what}: {rows[x]['rps'] / rows[y]['rps'] * 100:.0f}% ({rows[x]['rps']:.0f} / {rows[y]['rps']:.0f} req/s)"
+       for x, y, what in shares if x in rows and y in rows and rows[y]["rps"]]
+if "j" in rows:
+    eng.append(f"- {batch}-id churn with top-3 reasons: {rows['j']['rows']:.0f} customers/s (target >= 150,000)")
+if "l" in rows:
+    eng.append(f"- 1-id insights at 1 connection: p50 {rows['l']['p50']:.3f} ms, client included (target < 1 ms)")
+if eng:
+    print("\nengagement:\n" + "\n".join(eng))
+    md += ["", "Engagement (explanations and insights) against plain churn scoring in the same run:", "", *eng]
 
 sweep = sorted((v for v in rows.values() if v["key"].startswith("f")), key=lambda v: int(v["conns"]))
 if sweep:
