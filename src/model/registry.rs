@@ -691,7 +691,12 @@ impl ModelHandle {
                 self.spec.kind.name()
             ));
         };
-        let layout = self.layout_in(snapshot)?;
+        let layout = self.layout_in(snapshot).map_err(|column| {
+            format!(
+                "the served snapshot lacks column '{column}' of model '{}'",
+                self.spec.name
+            )
+        })?;
         let explainer = Arc::new(ModelExplainer::build(
             self.trees.as_deref(),
             snapshot,
