@@ -114,6 +114,17 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_MAX_ROW_DROP", default_value_t = 0.5)]
     pub max_row_drop: f64,
 
+    /// Folder for what the server keeps across restarts (the last served snapshot's name, path, modification
+    /// time, size and customer count, so --max-row-drop also checks the first snapshot after a restart); created
+    /// when first written. An empty value keeps nothing. An unreadable state file is logged and ignored.
+    #[arg(long, env = "CRMSCORE_STATE_DIR", default_value = ".crmscore-state", value_parser = path_or_empty)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Serve the next snapshot loaded even if it has more than --max-row-drop fewer customers (a deliberate
+    /// shrink); used up by that snapshot, once per start, and logged.
+    #[arg(long, env = "CRMSCORE_ACCEPT_ROW_DROP_ONCE")]
+    pub accept_row_drop_once: bool,
+
     /// Age (seconds since the snapshot file was written) after which the snapshot counts as stale.
     #[arg(long, env = "CRMSCORE_MAX_SNAPSHOT_AGE")]
     pub max_snapshot_age: Option<u64>,
@@ -174,6 +185,11 @@ pub struct Config {
     pub max_body_bytes: usize,
 }
 
+/// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
+fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
 impl Config {
     /// A config for tests: any free local port, the given folders, small HTTP pool, defaults elsewhere.
     pub fn for_tests(models: impl AsRef<Path>, snapshots: impl AsRef<Path>) -> Config {
@@ -184,6 +200,8 @@ impl Config {
             snapshots: snapshots.as_ref().to_path_buf(),
             poll_ms: 50,
             max_row_drop: 0.5,
+            state_dir: None,
+            accept_row_drop_once: false,
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,
             admin_token: None,
@@ -226,5 +244,20 @@ mod tests {
         assert_eq!(cfg.bind.port(), 8080);
         assert_eq!(cfg.models, PathBuf::from("models"));
         assert_eq!(cfg.device, Device::Auto);
+        assert_eq!(cfg.state_dir, Some(PathBuf::from(".crmscore-state")));
+        assert!(!cfg.accept_row_drop_once);
+        let cli = Cli::try_parse_from([
+            "crmscore",
+            "serve",
+            "--state-dir",
+            "",
+            "--accept-row-drop-once",
+        ])
+        .unwrap();
+        let Command::Serve(cfg) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
+        assert!(cfg.accept_row_drop_once);
     }
 }

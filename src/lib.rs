@@ -136,7 +136,9 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             ReloadPolicy {
                 max_row_drop: config.max_row_drop.clamp(0.0, 1.0),
             },
-        ),
+        )
+        .persisting_in(config.state_dir.as_deref())
+        .accepting_row_drop_once(config.accept_row_drop_once),
         freshness: Freshness {
             max_age: config.max_snapshot_age.map(std::time::Duration::from_secs),
             policy: config.stale_policy,

@@ -1,6 +1,7 @@
 //! Operator routes: force a snapshot rescan, (re)load a model version. Behind the admin token when one is set.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ScoreError};
@@ -28,18 +29,40 @@ fn shutting_down<E>(_: E) -> ScoreError {
     ScoreError::NotReady("the server is shutting down".into())
 }
 
-/// `POST /v1/admin/snapshot/reload`: rescan now; 200 when the newest snapshot serves, 422 when it was refused.
+/// Query of the snapshot reload route.
+#[derive(Debug, Default, Deserialize)]
+struct ReloadQuery {
+    /// Take a snapshot the row-drop guard would refuse (a deliberate shrink), and retry refused ones.
+    #[serde(default)]
+    accept_row_drop: bool,
+}
+
+/// `POST /v1/admin/snapshot/reload[?accept_row_drop=true]`: rescan now; 200 when the newest snapshot serves, 422
+/// naming it when it is refused (now or earlier, unchanged since).
 pub async fn post_snapshot_reload(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
+    let query = web::Query::<ReloadQuery>::from_query(req.query_string())
+        .map_err(|e| ScoreError::BadRequest(format!("bad query string: {e}")))?
+        .into_inner();
+    if query.accept_row_drop {
+        tracing::warn!(
+            "admin snapshot reload with accept_row_drop=true: the row-drop guard is skipped once"
+        );
+    }
     let s = state.clone();
     let outcome = web::block(move || {
         let columns = s.models.feature_columns();
         let owned = s.models.owned_column();
-        s.reloader
-            .reload_once(&s.snapshots, &columns, owned.as_deref(), &s.metrics)
+        s.reloader.reload(
+            &s.snapshots,
+            &columns,
+            owned.as_deref(),
+            &s.metrics,
+            query.accept_row_drop,
+        )
     })
     .await
     .map_err(shutting_down)?;

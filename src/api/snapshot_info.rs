@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::error::{ApiError, ScoreError};
 use crate::scoring::AppState;
 
-/// Version, source, size and age of the served snapshot, and the last load error if any.
+/// Version, source, size and age of the served snapshot, the last load error if any, and the refused snapshots
+/// newer than it (skipped until they change).
 pub async fn get_snapshot(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let last_error = state.snapshots.last_error();
     let Some(s) = state.snapshots.current() else {
@@ -33,5 +34,6 @@ pub async fn get_snapshot(state: web::Data<AppState>) -> Result<HttpResponse, Ap
         "stale_reason": stale,
         "warnings": s.warnings,
         "last_error": last_error,
+        "refused": state.reloader.refused(),
     })))
 }

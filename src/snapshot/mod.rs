@@ -14,7 +14,7 @@ use arc_swap::ArcSwapOption;
 
 pub use ids::{CustomerId, CustomerIndex};
 pub use load::{SnapshotSource, find_snapshots, load_snapshot, load_snapshot_with};
-pub use reload::{ReloadOutcome, ReloadPolicy, SnapshotReloader};
+pub use reload::{Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader};
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]

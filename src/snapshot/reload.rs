@@ -1,10 +1,14 @@
-//! Picking up new snapshots while serving: find the newest complete one, load it off the request path, validate it
-//! against the served one, swap. A bad snapshot is reported and never replaces a good one.
+//! Picking up new snapshots while serving: find the newest complete one that loads, validate it against the
+//! served one (or, after a restart, the one served before it), swap. A bad snapshot is reported and never replaces
+//! a good one, and never hides a good one dropped after it: refused candidates are skipped until they change.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot_with};
 use crate::telemetry::Metrics;
@@ -50,9 +54,9 @@ impl SourceKey {
 /// What one rescan did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReloadOutcome {
-    /// The newest complete snapshot is the served one (or a known-bad one while a good one serves).
+    /// The newest complete snapshot is the served one.
     Unchanged,
-    /// A new snapshot was validated and swapped in.
+    /// A new snapshot was validated and swapped in (and nothing newer was refused).
     Loaded {
         /// Its version (file or folder name).
         version: String,
@@ -61,7 +65,8 @@ pub enum ReloadOutcome {
         /// Load and validation time.
         seconds: f64,
     },
-    /// The newest snapshot failed; the served one (if any) stays.
+    /// The newest snapshot is refused (now, or earlier and unchanged since); the served one (if any, possibly an
+    /// older one loaded by this rescan) stays.
     Rejected {
         /// File or folder name.
         source: String,
@@ -72,37 +77,196 @@ pub enum ReloadOutcome {
     Missing,
 }
 
+/// A complete snapshot newer than the served one that was refused (and is not retried until it changes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    /// File or folder name.
+    pub version: String,
+    /// Its path.
+    pub source: String,
+    /// Why it is not served.
+    pub reason: String,
+}
+
+/// What the row-drop guard compares a new snapshot against.
+#[derive(Debug, Clone, PartialEq)]
+struct Baseline {
+    version: String,
+    rows: usize,
+    /// Read from the state file: served by an earlier run of the server.
+    restored: bool,
+}
+
 #[derive(Default)]
 struct Memory {
     served: Option<SourceKey>,
-    rejected: HashSet<SourceKey>,
+    rejected: HashMap<SourceKey, String>,
+    baseline: Option<Baseline>,
+    /// `--accept-row-drop-once`: the next swap skips the row-drop guard.
+    accept_row_drop_once: bool,
+}
+
+/// The state file: what the row-drop guard needs to survive a restart.
+#[derive(Debug, Serialize, Deserialize)]
+struct GuardState {
+    /// The `--snapshots` path it was written for.
+    snapshots: String,
+    /// The last served snapshot: name, path, modification time (Unix seconds and nanoseconds), bytes, rows.
+    version: String,
+    source: String,
+    modified_secs: u64,
+    modified_nanos: u32,
+    bytes: u64,
+    rows: usize,
+}
+
+/// Name of the state file inside `--state-dir`.
+pub const STATE_FILE: &str = "snapshot-guard.json";
+
+fn comparable(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Rescans one snapshots path; one rescan at a time (the watcher and the admin route share it).
 pub struct SnapshotReloader {
     path: PathBuf,
     policy: ReloadPolicy,
+    state_file: Option<PathBuf>,
     memory: Mutex<Memory>,
+    /// Refused snapshots newer than the served one, as of the last rescan (read by `/v1/snapshot` without waiting
+    /// for a rescan in progress).
+    refused: Mutex<Vec<Refusal>>,
 }
 
 impl SnapshotReloader {
-    /// A reloader for `path` (a folder of snapshots, or one snapshot).
+    /// A reloader for `path` (a folder of snapshots, or one snapshot) that remembers nothing across restarts.
     pub fn new(path: &Path, policy: ReloadPolicy) -> SnapshotReloader {
         SnapshotReloader {
             path: path.to_path_buf(),
             policy,
+            state_file: None,
             memory: Mutex::new(Memory::default()),
+            refused: Mutex::new(Vec::new()),
         }
     }
 
-    /// Looks for a newer complete snapshot and swaps it in if it loads and validates. While nothing is served,
-    /// older snapshots are tried when newer ones fail.
+    /// Keeps the row-drop guard's baseline in `state_dir` (created when first written), and starts from the one an
+    /// earlier run left there. An unreadable or corrupt state file is logged and ignored.
+    pub fn persisting_in(mut self, state_dir: Option<&Path>) -> SnapshotReloader {
+        let Some(dir) = state_dir.filter(|d| !d.as_os_str().is_empty()) else {
+            return self;
+        };
+        let file = dir.join(STATE_FILE);
+        let baseline = self.restore(&file);
+        self.memory_mut().baseline = baseline;
+        self.state_file = Some(file);
+        self
+    }
+
+    /// Lets the next swap take a snapshot the row-drop guard would refuse (`--accept-row-drop-once`).
+    pub fn accepting_row_drop_once(mut self, accept: bool) -> SnapshotReloader {
+        if accept {
+            tracing::warn!(
+                "--accept-row-drop-once: the next snapshot is served even if it has more than --max-row-drop fewer customers"
+            );
+        }
+        self.memory_mut().accept_row_drop_once = accept;
+        self
+    }
+
+    fn memory_mut(&mut self) -> &mut Memory {
+        self.memory.get_mut().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn restore(&self, file: &Path) -> Option<Baseline> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(file = %file.display(), %error, "cannot read the snapshot state file; ignored (the row-drop guard starts empty)");
+                return None;
+            }
+        };
+        let state: GuardState = match serde_json::from_str(&text) {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(file = %file.display(), %error, "corrupt snapshot state file; ignored (the row-drop guard starts empty)");
+                return None;
+            }
+        };
+        if state.snapshots != comparable(&self.path) {
+            tracing::info!(file = %file.display(), was = %state.snapshots, "snapshot state file is for another snapshots path; ignored");
+            return None;
+        }
+        tracing::info!(snapshot = %state.version, rows = state.rows, "row-drop guard restored: the first snapshot is checked against the one served before the restart");
+        Some(Baseline {
+            version: state.version,
+            rows: state.rows,
+            restored: true,
+        })
+    }
+
+    /// Writes the state file atomically (temporary file, then rename); a failure is logged, never fatal.
+    fn persist(&self, key: &SourceKey, snapshot: &FeatureSnapshot) {
+        let Some(file) = &self.state_file else {
+            return;
+        };
+        let since = key.modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let state = GuardState {
+            snapshots: comparable(&self.path),
+            version: snapshot.version.clone(),
+            source: key.path.display().to_string(),
+            modified_secs: since.as_secs(),
+            modified_nanos: since.subsec_nanos(),
+            bytes: key.bytes,
+            rows: snapshot.rows(),
+        };
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = file.with_extension("json.tmp");
+            let mut out = std::fs::File::create(&tmp)?;
+            out.write_all(&serde_json::to_vec_pretty(&state)?)?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, file)
+        };
+        if let Err(error) = write() {
+            tracing::warn!(file = %file.display(), %error, "cannot write the snapshot state file; the row-drop guard will not survive a restart");
+        }
+    }
+
+    /// Refused snapshots newer than the served one (newest first), as of the last rescan.
+    pub fn refused(&self) -> Vec<Refusal> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Looks for a newer complete snapshot and swaps in the newest that loads and validates.
     pub fn reload_once(
         &self,
         store: &SnapshotStore,
         columns: &[String],
         owned: Option<&str>,
         metrics: &Metrics,
+    ) -> ReloadOutcome {
+        self.reload(store, columns, owned, metrics, false)
+    }
+
+    /// [`reload_once`](Self::reload_once); with `accept_row_drop` (the operator's admin call) the row-drop guard is
+    /// skipped for this rescan, and candidates refused earlier are retried.
+    pub fn reload(
+        &self,
+        store: &SnapshotStore,
+        columns: &[String],
+        owned: Option<&str>,
+        metrics: &Metrics,
+        accept_row_drop: bool,
     ) -> ReloadOutcome {
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let sources = match find_snapshots(&self.path) {
@@ -115,23 +279,42 @@ impl SnapshotReloader {
                 };
             }
         };
-        let mut first_rejection = None;
-        for source in &sources {
-            let key = SourceKey::of(source);
-            let served = store.current();
-            if memory.served.as_ref() == Some(&key)
-                || (served.is_some() && memory.rejected.contains(&key))
-            {
-                return first_rejection.unwrap_or(ReloadOutcome::Unchanged);
+        let keys: Vec<SourceKey> = sources.iter().map(SourceKey::of).collect();
+        // Forget refusals of files that are gone or changed: a changed file is a new candidate.
+        memory.rejected.retain(|key, _| keys.contains(key));
+        let mut refused = Vec::new();
+        let mut loaded = None;
+        for (source, key) in sources.iter().zip(keys) {
+            if memory.served.as_ref() == Some(&key) {
+                break;
             }
-            if memory.rejected.contains(&key) {
+            let refusal = |reason: &str| Refusal {
+                version: source.name.clone(),
+                source: source.path.display().to_string(),
+                reason: reason.to_string(),
+            };
+            if let Some(reason) = memory.rejected.get(&key)
+                && !accept_row_drop
+            {
+                refused.push(refusal(reason));
                 continue;
             }
+            let waive = accept_row_drop || memory.accept_row_drop_once;
             let started = Instant::now();
             let outcome = load_snapshot_with(source, columns, owned)
                 .map_err(|e| e.to_string())
                 .and_then(|mut new| {
-                    new.warnings = validate(&new, served.as_deref(), &self.policy)?;
+                    let guard = memory
+                        .baseline
+                        .as_ref()
+                        .map_or(Ok(()), |b| check_row_drop(new.rows(), b, &self.policy));
+                    match guard {
+                        Err(reason) if waive => {
+                            tracing::warn!(snapshot = %new.version, %reason, "row-drop guard waived by the operator: served anyway");
+                        }
+                        other => other?,
+                    }
+                    new.warnings = column_warnings(&new);
                     Ok(new)
                 });
             match outcome {
@@ -141,35 +324,92 @@ impl SnapshotReloader {
                         tracing::warn!(snapshot = %new.version, %warning, "snapshot served with a warning");
                     }
                     tracing::info!(snapshot = %new.version, rows = new.rows(), seconds, "snapshot swapped in");
+                    if memory.accept_row_drop_once {
+                        tracing::info!(snapshot = %new.version, "--accept-row-drop-once used up");
+                        memory.accept_row_drop_once = false;
+                    }
                     metrics.snapshot_load_seconds.observe(seconds);
                     metrics.snapshot_loads.inc();
                     metrics.snapshot_rows.set(new.rows() as i64);
-                    let loaded = ReloadOutcome::Loaded {
+                    loaded = Some(ReloadOutcome::Loaded {
                         version: new.version.clone(),
                         rows: new.rows(),
                         seconds,
-                    };
+                    });
+                    memory.rejected.remove(&key);
+                    self.persist(&key, &new);
+                    memory.baseline = Some(Baseline {
+                        version: new.version.clone(),
+                        rows: new.rows(),
+                        restored: false,
+                    });
                     store.install(new);
                     memory.served = Some(key);
-                    return loaded;
+                    break;
                 }
                 Err(error) => {
-                    tracing::error!(snapshot = %source.name, %error, "snapshot rejected; the served one (if any) stays");
+                    tracing::error!(snapshot = %source.name, %error, "snapshot refused; the served one (if any) stays, older ones are tried");
                     metrics.snapshot_load_failures.inc();
-                    store.set_error(Some(format!("{}: {error}", source.name)));
-                    memory.rejected.insert(key);
-                    first_rejection.get_or_insert(ReloadOutcome::Rejected {
-                        source: source.name.clone(),
-                        error,
-                    });
-                    if served.is_some() {
-                        break;
-                    }
+                    refused.push(refusal(&error));
+                    memory.rejected.insert(key, error);
                 }
             }
         }
-        first_rejection.unwrap_or(ReloadOutcome::Missing)
+        if !refused.is_empty() || store.current().is_some() {
+            store.set_error(
+                refused
+                    .first()
+                    .map(|r| format!("{}: {}", r.version, r.reason)),
+            );
+        }
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = refused.clone();
+        match (refused.into_iter().next(), loaded) {
+            (Some(newest), _) => ReloadOutcome::Rejected {
+                source: newest.version,
+                error: newest.reason,
+            },
+            (None, Some(loaded)) => loaded,
+            (None, None) if sources.is_empty() => ReloadOutcome::Missing,
+            (None, None) => ReloadOutcome::Unchanged,
+        }
     }
+}
+
+const ROW_DROP_HINT: &str = "a truncated export is not served (to take a deliberate shrink: \
+     POST /v1/admin/snapshot/reload?accept_row_drop=true, or restart with --accept-row-drop-once)";
+
+/// Err when `rows` is more than the policy's fraction below the baseline's.
+fn check_row_drop(rows: usize, baseline: &Baseline, policy: &ReloadPolicy) -> Result<(), String> {
+    let floor = baseline.rows as f64 * (1.0 - policy.max_row_drop);
+    if (rows as f64) >= floor {
+        return Ok(());
+    }
+    let against = match baseline.restored {
+        true => format!(
+            "the {} rows of {}, served before the restart",
+            baseline.rows, baseline.version
+        ),
+        false => format!("the served snapshot's {}", baseline.rows),
+    };
+    Err(format!(
+        "has {rows} rows, {:.0}% fewer than {against} (more than the {:.0}% allowed by --max-row-drop); \
+         {ROW_DROP_HINT}",
+        100.0 * (1.0 - rows as f64 / baseline.rows as f64),
+        100.0 * policy.max_row_drop
+    ))
+}
+
+/// Constant or entirely null feature columns (served, with a warning).
+fn column_warnings(new: &FeatureSnapshot) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (column, stats) in new.columns.iter().zip(new.column_stats()) {
+        if stats.nulls == new.rows() {
+            warnings.push(format!("column '{column}' is entirely null"));
+        } else if stats.min == stats.max && new.rows() > 1 {
+            warnings.push(format!("column '{column}' is constant ({})", stats.min));
+        }
+    }
+    warnings
 }
 
 /// Checks a loaded snapshot before it is served; Ok holds warnings, Err the reason it must not be served.
@@ -179,27 +419,14 @@ pub fn validate(
     policy: &ReloadPolicy,
 ) -> Result<Vec<String>, String> {
     if let Some(old) = served {
-        let floor = old.rows() as f64 * (1.0 - policy.max_row_drop);
-        if (new.rows() as f64) < floor {
-            return Err(format!(
-                "has {} rows, {:.0}% fewer than the served snapshot's {} (more than the {:.0}% allowed by \
-                 --max-row-drop); a truncated export is not served",
-                new.rows(),
-                100.0 * (1.0 - new.rows() as f64 / old.rows() as f64),
-                old.rows(),
-                100.0 * policy.max_row_drop
-            ));
-        }
+        let baseline = Baseline {
+            version: old.version.clone(),
+            rows: old.rows(),
+            restored: false,
+        };
+        check_row_drop(new.rows(), &baseline, policy)?;
     }
-    let mut warnings = Vec::new();
-    for (column, stats) in new.columns.iter().zip(new.column_stats()) {
-        if stats.nulls == new.rows() {
-            warnings.push(format!("column '{column}' is entirely null"));
-        } else if stats.min == stats.max && new.rows() > 1 {
-            warnings.push(format!("column '{column}' is constant ({})", stats.min));
-        }
-    }
-    Ok(warnings)
+    Ok(column_warnings(new))
 }
 
 #[cfg(test)]
@@ -240,5 +467,45 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn the_guard_baseline_survives_a_restart_and_a_corrupt_state_file_is_ignored() {
+        let dir = std::env::temp_dir().join(format!("crmscore-guard-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let snapshots = dir.join("snapshots");
+        let reloader =
+            SnapshotReloader::new(&snapshots, ReloadPolicy::default()).persisting_in(Some(&dir));
+        let key = SourceKey {
+            path: snapshots.join("s"),
+            modified: UNIX_EPOCH + std::time::Duration::from_millis(1_500),
+            bytes: 42,
+        };
+        reloader.persist(&key, &snapshot(100, |i| [i as f32, 1.0]));
+        let text = std::fs::read_to_string(dir.join(STATE_FILE)).unwrap();
+        assert!(
+            text.contains("\"rows\": 100") && text.contains("\"bytes\": 42"),
+            "{text}"
+        );
+        let restarted = SnapshotReloader::new(&snapshots, ReloadPolicy::default())
+            .persisting_in(Some(&dir))
+            .memory
+            .into_inner()
+            .unwrap();
+        let baseline = restarted.baseline.unwrap();
+        assert_eq!((baseline.rows, baseline.restored), (100, true));
+        let err = check_row_drop(10, &baseline, &ReloadPolicy::default()).unwrap_err();
+        assert!(err.contains("served before the restart"), "{err}");
+        let elsewhere = SnapshotReloader::new(&dir.join("other"), ReloadPolicy::default())
+            .persisting_in(Some(&dir));
+        assert!(
+            elsewhere.memory.lock().unwrap().baseline.is_none(),
+            "another snapshots path"
+        );
+        std::fs::write(dir.join(STATE_FILE), b"{not json").unwrap();
+        let corrupt =
+            SnapshotReloader::new(&snapshots, ReloadPolicy::default()).persisting_in(Some(&dir));
+        assert!(corrupt.memory.lock().unwrap().baseline.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
