@@ -14,6 +14,15 @@ pub enum CustomerId {
     Str(String),
     /// 4211
     Int(i64),
+    /// An unsigned 64-bit id above `i64::MAX` (smaller integers are always [`CustomerId::Int`]).
+    UInt(u64),
+}
+
+impl CustomerId {
+    /// An unsigned id: [`CustomerId::Int`] where it fits, [`CustomerId::UInt`] above `i64::MAX`.
+    pub fn from_u64(v: u64) -> CustomerId {
+        i64::try_from(v).map_or(CustomerId::UInt(v), CustomerId::Int)
+    }
 }
 
 impl fmt::Display for CustomerId {
@@ -21,6 +30,7 @@ impl fmt::Display for CustomerId {
         match self {
             CustomerId::Str(s) => f.write_str(s),
             CustomerId::Int(i) => write!(f, "{i}"),
+            CustomerId::UInt(u) => write!(f, "{u}"),
         }
     }
 }
@@ -30,6 +40,7 @@ impl Serialize for CustomerId {
         match self {
             CustomerId::Str(v) => s.serialize_str(v),
             CustomerId::Int(v) => s.serialize_i64(*v),
+            CustomerId::UInt(v) => s.serialize_u64(*v),
         }
     }
 }
@@ -52,11 +63,7 @@ impl<'de> Deserialize<'de> for CustomerId {
                 Ok(CustomerId::Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<CustomerId, E> {
-                i64::try_from(v).map(CustomerId::Int).map_err(|_| {
-                    E::custom(format!(
-                        "customer id {v} is out of the 64-bit integer range"
-                    ))
-                })
+                Ok(CustomerId::from_u64(v))
             }
         }
         d.deserialize_any(IdVisitor)
@@ -68,8 +75,10 @@ impl<'de> Deserialize<'de> for CustomerId {
 pub enum CustomerIndex {
     /// String ids.
     Str(StrIndex),
-    /// Integer ids.
+    /// Integer ids (signed, or unsigned ones that all fit `i64`).
     Int(HashMap<i64, u32>),
+    /// Unsigned 64-bit ids, some above `i64::MAX` (never negative ones).
+    UInt(HashMap<u64, u32>),
 }
 
 /// Longest id kept inside its table slot.
@@ -181,11 +190,24 @@ impl CustomerIndex {
         Ok(CustomerIndex::Int(map))
     }
 
+    /// Builds an unsigned integer index (for ids above `i64::MAX`); returns the first duplicate id as the error.
+    pub fn from_unsigned<I: IntoIterator<Item = u64>>(ids: I) -> Result<CustomerIndex, String> {
+        let iter = ids.into_iter();
+        let mut map = HashMap::with_capacity(iter.size_hint().0);
+        for (row, id) in iter.enumerate() {
+            if map.insert(id, row as u32).is_some() {
+                return Err(id.to_string());
+            }
+        }
+        Ok(CustomerIndex::UInt(map))
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         match self {
             CustomerIndex::Str(index) => index.rows,
             CustomerIndex::Int(map) => map.len(),
+            CustomerIndex::UInt(map) => map.len(),
         }
     }
 
@@ -196,13 +218,14 @@ impl CustomerIndex {
 
     /// Whether ids are integers.
     pub fn is_integer(&self) -> bool {
-        matches!(self, CustomerIndex::Int(_))
+        matches!(self, CustomerIndex::Int(_) | CustomerIndex::UInt(_))
     }
 
     /// Row of `id`. A string id matches an integer index when it parses, an integer matches its decimal string.
     pub fn get(&self, id: &CustomerId) -> Option<usize> {
         match (self, id) {
             (CustomerIndex::Int(map), CustomerId::Int(i)) => map.get(i).map(|&r| r as usize),
+            (CustomerIndex::Int(_), CustomerId::UInt(_)) => None,
             (CustomerIndex::Int(map), CustomerId::Str(s)) => s
                 .trim()
                 .parse::<i64>()
@@ -210,7 +233,19 @@ impl CustomerIndex {
                 .and_then(|i| map.get(&i))
                 .map(|&r| r as usize),
             (CustomerIndex::Str(index), CustomerId::Str(s)) => index.find(s),
+            (CustomerIndex::UInt(map), CustomerId::Int(i)) => u64::try_from(*i)
+                .ok()
+                .and_then(|u| map.get(&u))
+                .map(|&r| r as usize),
+            (CustomerIndex::UInt(map), CustomerId::UInt(u)) => map.get(u).map(|&r| r as usize),
+            (CustomerIndex::UInt(map), CustomerId::Str(s)) => s
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|u| map.get(&u))
+                .map(|&r| r as usize),
             (CustomerIndex::Str(index), CustomerId::Int(i)) => index.find(&i.to_string()),
+            (CustomerIndex::Str(index), CustomerId::UInt(u)) => index.find(&u.to_string()),
         }
     }
 
@@ -230,6 +265,13 @@ impl CustomerIndex {
                 let mut ids = vec![CustomerId::Int(0); map.len()];
                 for (&id, &row) in map {
                     ids[row as usize] = CustomerId::Int(id);
+                }
+                ids
+            }
+            CustomerIndex::UInt(map) => {
+                let mut ids = vec![CustomerId::Int(0); map.len()];
+                for (&id, &row) in map {
+                    ids[row as usize] = CustomerId::from_u64(id);
                 }
                 ids
             }
@@ -369,6 +411,37 @@ mod tests {
     }
 
     #[test]
+    fn unsigned_ids_above_i64_max_are_exact() {
+        let big = [7, (1 << 63) + 5, u64::MAX];
+        let idx = CustomerIndex::from_unsigned(big).unwrap();
+        assert!(idx.is_integer());
+        assert_eq!(idx.get(&CustomerId::Int(7)), Some(0));
+        assert_eq!(idx.get(&CustomerId::from_u64((1 << 63) + 5)), Some(1));
+        assert_eq!(idx.get(&CustomerId::UInt(u64::MAX)), Some(2));
+        assert_eq!(
+            idx.get(&CustomerId::Str("18446744073709551615".into())),
+            Some(2)
+        );
+        // No aliasing: the bit pattern of -1 is u64::MAX, and 0 is not an id here.
+        assert_eq!(idx.get(&CustomerId::Int(-1)), None);
+        assert_eq!(idx.get(&CustomerId::Int(0)), None);
+        assert_eq!(idx.ids(), big.map(CustomerId::from_u64));
+        assert_eq!(
+            CustomerIndex::from_unsigned([u64::MAX, u64::MAX])
+                .err()
+                .unwrap(),
+            "18446744073709551615"
+        );
+        // A signed index never answers an id above i64::MAX.
+        let signed = CustomerIndex::from_integers([i64::MAX, -1]).unwrap();
+        assert_eq!(signed.get(&CustomerId::UInt(u64::MAX)), None);
+        assert_eq!(
+            signed.get(&CustomerId::Str("18446744073709551615".into())),
+            None
+        );
+    }
+
+    #[test]
     fn ids_come_back_in_row_order() {
         let long = "customer-with-a-long-uuid-3f2a9c1e-0b7d-4c55-9e61-2d8f4a6b7c90";
         let strings = ["C0004212", long, "", "12345678901", "123456789012", "C1"];
@@ -394,5 +467,15 @@ mod tests {
         assert!(serde_json::from_str::<Vec<CustomerId>>("[1.5]").is_err());
         assert!(serde_json::from_str::<Vec<CustomerId>>("[null]").is_err());
         assert_eq!(serde_json::to_string(&ids).unwrap(), r#"["C1",5]"#);
+        let big: Vec<CustomerId> =
+            serde_json::from_str("[9223372036854775807, 18446744073709551615]").unwrap();
+        assert_eq!(
+            big,
+            vec![CustomerId::Int(i64::MAX), CustomerId::UInt(u64::MAX)]
+        );
+        assert_eq!(
+            serde_json::to_string(&big).unwrap(),
+            "[9223372036854775807,18446744073709551615]"
+        );
     }
 }

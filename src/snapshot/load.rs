@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int64Type};
+use arrow_array::types::{Float32Type, Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
@@ -150,6 +150,8 @@ struct Unit {
 enum IdChunk {
     Str(Vec<ArrayRef>),
     Int(Vec<i64>),
+    /// A `UInt64` id column: kept unsigned so ids above `i64::MAX` stay exact.
+    UInt(Vec<u64>),
 }
 
 fn is_string_type(t: &DataType) -> bool {
@@ -354,8 +356,13 @@ fn decode_unit(
         .build()
         .map_err(|e| read_error(path, e))?;
     let width = columns.len();
+    let unsigned_ids = schema
+        .field_with_name(ID_COLUMN)
+        .is_ok_and(|f| *f.data_type() == DataType::UInt64);
     let mut ids = if string_ids {
         IdChunk::Str(Vec::new())
+    } else if unsigned_ids {
+        IdChunk::UInt(Vec::with_capacity(unit.rows))
     } else {
         IdChunk::Int(Vec::with_capacity(unit.rows))
     };
@@ -413,6 +420,12 @@ fn column<'b>(
         })
 }
 
+/// Cast options that fail on overflow instead of writing a null.
+const CHECKED: arrow_cast::CastOptions<'static> = arrow_cast::CastOptions {
+    safe: false,
+    format_options: arrow_cast::display::FormatOptions::new(),
+};
+
 fn collect_ids(path: &Path, batch: &RecordBatch, ids: &mut IdChunk) -> Result<(), SnapshotError> {
     let array = column(path, batch, ID_COLUMN)?;
     let id_error = |problem: String| SnapshotError::Column {
@@ -429,10 +442,16 @@ fn collect_ids(path: &Path, batch: &RecordBatch, ids: &mut IdChunk) -> Result<()
                 arrow_cast::cast(array, &DataType::Utf8).map_err(|e| id_error(e.to_string()))?;
             chunks.push(utf8);
         }
+        // Checked casts: a value that does not fit is an error, never a null read as 0.
         IdChunk::Int(values) => {
-            let int64 =
-                arrow_cast::cast(array, &DataType::Int64).map_err(|e| id_error(e.to_string()))?;
+            let int64 = arrow_cast::cast_with_options(array, &DataType::Int64, &CHECKED)
+                .map_err(|e| id_error(e.to_string()))?;
             values.extend_from_slice(int64.as_primitive::<Int64Type>().values());
+        }
+        IdChunk::UInt(values) => {
+            let uint64 = arrow_cast::cast_with_options(array, &DataType::UInt64, &CHECKED)
+                .map_err(|e| id_error(e.to_string()))?;
+            values.extend_from_slice(uint64.as_primitive::<UInt64Type>().values());
         }
     }
     Ok(())
@@ -568,18 +587,14 @@ fn build_index(
         path: path.to_path_buf(),
         id,
     };
-    if matches!(chunks.first(), Some(IdChunk::Int(_))) {
-        let ints = chunks.into_iter().flat_map(|c| match c {
-            IdChunk::Int(v) => v,
-            IdChunk::Str(_) => Vec::new(),
-        });
-        return CustomerIndex::from_integers(ints).map_err(duplicate);
+    if matches!(chunks.first(), Some(IdChunk::Int(_) | IdChunk::UInt(_))) {
+        return build_integer_index(path, chunks);
     }
     let arrays: Vec<Arc<dyn Array>> = chunks
         .into_iter()
         .flat_map(|c| match c {
             IdChunk::Str(v) => v,
-            IdChunk::Int(_) => Vec::new(),
+            IdChunk::Int(_) | IdChunk::UInt(_) => Vec::new(),
         })
         .collect();
     let bytes: usize = arrays
@@ -593,4 +608,47 @@ fn build_index(
         }
     }
     Ok(builder.finish())
+}
+
+/// Integer ids, exact over the whole i64 and u64 ranges: signed when every id fits `i64`, unsigned when some
+/// `UInt64` id is above `i64::MAX` (then a negative id in another part file is refused, naming both).
+fn build_integer_index(path: &Path, chunks: Vec<IdChunk>) -> Result<CustomerIndex, SnapshotError> {
+    let duplicate = |id: String| SnapshotError::DuplicateId {
+        path: path.to_path_buf(),
+        id,
+    };
+    let unsigned = |c: &IdChunk| match c {
+        IdChunk::UInt(v) => v.iter().copied().find(|&u| u > i64::MAX as u64),
+        _ => None,
+    };
+    let Some(big) = chunks.iter().find_map(unsigned) else {
+        let ints = chunks.into_iter().flat_map(|c| match c {
+            IdChunk::Int(v) => v,
+            // Every value fits: checked above.
+            IdChunk::UInt(v) => v.into_iter().map(|u| u as i64).collect(),
+            IdChunk::Str(_) => Vec::new(),
+        });
+        return CustomerIndex::from_integers(ints).map_err(duplicate);
+    };
+    let negative = chunks.iter().find_map(|c| match c {
+        IdChunk::Int(v) => v.iter().copied().find(|&i| i < 0),
+        _ => None,
+    });
+    if let Some(negative) = negative {
+        return Err(SnapshotError::Column {
+            path: path.to_path_buf(),
+            column: ID_COLUMN.to_string(),
+            problem: format!(
+                "mixes negative ids (first: {negative}) with unsigned ids above {} (first: {big}); \
+                 one integer index cannot hold both",
+                i64::MAX
+            ),
+        });
+    }
+    let ids = chunks.into_iter().flat_map(|c| match c {
+        IdChunk::Int(v) => v.into_iter().map(|i| i as u64).collect(),
+        IdChunk::UInt(v) => v,
+        IdChunk::Str(_) => Vec::new(),
+    });
+    CustomerIndex::from_unsigned(ids).map_err(duplicate)
 }
