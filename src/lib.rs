@@ -97,6 +97,7 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     model::runtime::environment(config.onnxruntime_lib.as_deref())?;
     let metrics = Metrics::new();
+    metrics.set_build_info(ort::info());
     let overrides = BatchingOverrides {
         max_batch_size: config.max_batch_size,
         max_delay_us: config.max_delay_us,
@@ -188,6 +189,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             source,
         })?;
     let addr = server.addrs().first().copied().unwrap_or(config.bind);
+    state.metrics.up.set(1);
     let server = server.run();
     let handle = server.handle();
     let http = std::thread::Builder::new()

@@ -1,8 +1,9 @@
 //! Logging set-up and the Prometheus metrics of one server (every name starts with `crmscore_`).
 
+use prometheus::core::{Collector, Desc};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, proto,
 };
 
 /// Installs the tracing subscriber: human-readable lines on stderr, level from `RUST_LOG` (default info; ONNX
@@ -59,6 +60,10 @@ pub struct Metrics {
     pub policy_stale: IntGauge,
     /// Next best actions chosen, by policy rule and action.
     pub decisions: IntCounterVec,
+    /// 1 while the server runs (set once HTTP is bound).
+    pub up: IntGauge,
+    /// Always 1; the labels say what runs (see [`Metrics::set_build_info`]).
+    build_info: IntGaugeVec,
 }
 
 /// The per-model handles a batching worker records into.
@@ -177,7 +182,7 @@ impl Metrics {
             .expect("static metric definition is valid"),
             model_loads: counter_vec(
                 "crmscore_model_loads_total",
-                "Model versions loaded and swapped in",
+                "Model versions loaded at start-up or swapped in by a reload",
                 &["model"],
             ),
             model_load_failures: counter_vec(
@@ -205,9 +210,19 @@ impl Metrics {
                 "Next best actions chosen, by policy rule and action",
                 &["rule", "action"],
             ),
+            up: IntGauge::new("crmscore_up", "1 while the server runs")
+                .expect("static metric definition is valid"),
+            build_info: IntGaugeVec::new(
+                Opts::new(
+                    "crmscore_build_info",
+                    "Always 1; labels: crate version, git commit and ONNX Runtime version",
+                ),
+                &["version", "git_commit", "onnxruntime_version"],
+            )
+            .expect("static metric definition is valid"),
         };
         let r = &m.registry;
-        let all: [Box<dyn prometheus::core::Collector>; 21] = [
+        let all: [Box<dyn Collector>; 23] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),
             Box::new(m.policy_load_failures.clone()),
@@ -228,9 +243,9 @@ impl Metrics {
             Box::new(m.snapshot_loads.clone()),
             Box::new(m.snapshot_load_failures.clone()),
             Box::new(m.snapshot_load_seconds.clone()),
-            Box::new(
-                prometheus::IntGauge::new("crmscore_up", "1 while the server runs").expect("valid"),
-            ),
+            Box::new(m.up.clone()),
+            Box::new(m.build_info.clone()),
+            Box::new(ProcessCollector::new()),
         ];
         for c in all {
             r.register(c).expect("metric names are unique");
@@ -266,6 +281,22 @@ impl Metrics {
             .set(depth as i64);
     }
 
+    /// Sets `crmscore_build_info` to 1 with this build's labels. `ort_info` is `ort::info()`, ONNX Runtime's
+    /// build string (e.g. "ORT Build Info: git-branch=rel-1.22.0, ..."); `ort` 2.0.0-rc.15 has no public call for
+    /// the version itself when the library is loaded dynamically, so the version comes from the release branch
+    /// named there, else from the file name of the loaded library (`libonnxruntime.so.1.22.0`), else "unknown".
+    pub fn set_build_info(&self, ort_info: &str) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("CRMSCORE_GIT_COMMIT").unwrap_or("unknown"),
+                onnxruntime_version(ort_info, &maps),
+            ])
+            .set(1);
+    }
+
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -282,9 +313,190 @@ impl Default for Metrics {
     }
 }
 
+/// The ONNX Runtime version: from its build string ("git-branch=rel-1.22.0" → "1.22.0"), else from the loaded
+/// library's file name in `maps` (the text of `/proc/self/maps`), else "unknown".
+fn onnxruntime_version<'a>(info: &'a str, maps: &'a str) -> &'a str {
+    let is_version =
+        |v: &&str| v.contains('.') && v.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let from_branch = info
+        .split([',', ' '])
+        .find_map(|part| part.trim().strip_prefix("git-branch=rel-"));
+    let from_file = || {
+        maps.lines()
+            .filter_map(|l| l.rsplit('/').next()?.strip_prefix("libonnxruntime.so."))
+            .find(is_version)
+    };
+    from_branch
+        .filter(is_version)
+        .or_else(from_file)
+        .unwrap_or("unknown")
+}
+
+/// `USER_HZ`: the unit of the tick counts in `/proc/self/stat`, 100 on every Linux architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The process's CPU time, resident memory, open descriptors and start time, read from `/proc/self` at each
+/// scrape (nothing is reported where `/proc` is missing).
+struct ProcessCollector {
+    cpu_seconds: Counter,
+    resident_bytes: IntGauge,
+    open_fds: IntGauge,
+    start_time: Gauge,
+    descs: Vec<Desc>,
+}
+
+/// What one read of `/proc/self` found.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: i64,
+    open_fds: i64,
+    start_time_seconds: f64,
+}
+
+impl ProcessCollector {
+    fn new() -> ProcessCollector {
+        let valid = "static metric definition is valid";
+        let cpu_seconds = Counter::new(
+            "crmscore_process_cpu_seconds_total",
+            "User and system CPU time spent by the process, in seconds",
+        )
+        .expect(valid);
+        let resident_bytes = IntGauge::new(
+            "crmscore_process_resident_memory_bytes",
+            "Resident memory of the process (VmRSS), in bytes",
+        )
+        .expect(valid);
+        let open_fds = IntGauge::new(
+            "crmscore_process_open_fds",
+            "Open file descriptors of the process",
+        )
+        .expect(valid);
+        let start_time = Gauge::new(
+            "crmscore_process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+        )
+        .expect(valid);
+        let descs = [
+            cpu_seconds.desc(),
+            resident_bytes.desc(),
+            open_fds.desc(),
+            start_time.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        ProcessCollector {
+            cpu_seconds,
+            resident_bytes,
+            open_fds,
+            start_time,
+            descs,
+        }
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<proto::MetricFamily> {
+        let Some(stats) = ProcessStats::read() else {
+            return Vec::new();
+        };
+        // CPU time only grows; the counter follows it.
+        let more = stats.cpu_seconds - self.cpu_seconds.get();
+        if more > 0.0 {
+            self.cpu_seconds.inc_by(more);
+        }
+        self.resident_bytes.set(stats.resident_bytes);
+        self.open_fds.set(stats.open_fds);
+        self.start_time.set(stats.start_time_seconds);
+        let mut families = self.cpu_seconds.collect();
+        families.extend(self.resident_bytes.collect());
+        families.extend(self.open_fds.collect());
+        families.extend(self.start_time.collect());
+        families
+    }
+}
+
+impl ProcessStats {
+    fn read() -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let boot = std::fs::read_to_string("/proc/stat").ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as i64;
+        let mut stats = ProcessStats::parse(&stat, &status, &boot)?;
+        stats.open_fds = open_fds;
+        Some(stats)
+    }
+
+    /// Parses `/proc/self/stat`, `/proc/self/status` and `/proc/stat` (for the boot time).
+    fn parse(stat: &str, status: &str, boot: &str) -> Option<ProcessStats> {
+        // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // Field n of proc(5) is fields[n - 3]: utime 14, stime 15, starttime 22 (ticks after boot).
+        let tick = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        let cpu_ticks = tick(14)? + tick(15)?;
+        let started_ticks = tick(22)?;
+        let boot_time: u64 = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let rss_kib: i64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(ProcessStats {
+            cpu_seconds: cpu_ticks as f64 / TICKS_PER_SECOND,
+            resident_bytes: rss_kib * 1024,
+            open_fds: 0,
+            start_time_seconds: boot_time as f64 + started_ticks as f64 / TICKS_PER_SECOND,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_stats_parse_proc_text() {
+        let stat = "4242 (crm (score) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 12345 1000 \
+                    300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 3 0 0 0 0 0";
+        let status = "Name:\tcrmscore\nVmRSS:\t  123456 kB\nThreads:\t9\n";
+        let boot = "cpu  1 2 3\nbtime 1700000000\nprocesses 5\n";
+        let stats = ProcessStats::parse(stat, status, boot).unwrap();
+        assert_eq!(stats.cpu_seconds, 3.0);
+        assert_eq!(stats.resident_bytes, 123456 * 1024);
+        assert_eq!(stats.start_time_seconds, 1700000000.0 + 123.45);
+        assert!(ProcessStats::parse("garbage", status, boot).is_none());
+    }
+
+    #[test]
+    fn build_info_names_the_onnxruntime_release() {
+        let maps = "7f00-7f01 r-xp 00000000 08:01 42 /opt/ort/lib/libonnxruntime.so.1.31.1\n\
+                    7f02-7f03 r-xp 00000000 08:01 43 /usr/lib/libc.so.6\n";
+        let info = "ORT Build Info: git-branch=rel-1.22.0, git-commit-id=5a2b, build type=Release";
+        assert_eq!(onnxruntime_version(info, maps), "1.22.0");
+        let detached = "ORT Build Info: git-branch=HEAD, git-commit-id=6af1a93, build type=Release";
+        assert_eq!(onnxruntime_version(detached, maps), "1.31.1");
+        assert_eq!(onnxruntime_version(detached, ""), "unknown");
+        let m = Metrics::new();
+        m.set_build_info("git-branch=rel-1.22.1");
+        let text = m.render();
+        assert!(text.contains(r#"onnxruntime_version="1.22.1""#), "{text}");
+        assert!(text.contains(&format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"))));
+        assert!(text.contains("crmscore_process_open_fds "), "{text}");
+    }
 
     #[test]
     fn renders_labelled_series() {

@@ -254,8 +254,9 @@ fn a_new_model_version_swaps_in_under_load() {
         "answers switch to version 2"
     );
     let (_, _, metrics) = get_text(&server, "/metrics");
+    // The start-up load and the new version.
     assert!(
-        metrics.contains(r#"crmscore_model_loads_total{model="churn"} 1"#),
+        metrics.contains(r#"crmscore_model_loads_total{model="churn"} 2"#),
         "{metrics}"
     );
     server.stop();

@@ -352,6 +352,10 @@ impl ModelRegistry {
                 continue;
             }
             let handle = Self::start_model(&folder, overrides, options, metrics)?;
+            metrics
+                .model_loads
+                .with_label_values(&[&handle.spec.name])
+                .inc();
             models.insert(handle.spec.name.clone(), Arc::new(handle));
         }
         if models.is_empty() {
