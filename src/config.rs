@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "crmscore", version, about, long_about = None)]
 pub struct Cli {
+    /// Log line format on stderr: `text` (human-readable) or `json` (one JSON object per line). Colour codes are
+    /// written only when stderr is a terminal.
+    #[arg(long, global = true, env = "CRMSCORE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -49,6 +54,15 @@ pub struct CheckSnapshotArgs {
     /// Model repository whose feature columns the snapshot must provide.
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
     pub models: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 /// What to do with requests once the served snapshot is older than --max-snapshot-age.
@@ -133,10 +147,21 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_STALE_POLICY", value_enum, default_value_t = StalePolicy::Serve)]
     pub stale_policy: StalePolicy,
 
-    /// Bearer token required by the admin and repository routes (unset: those routes are open; bind to
-    /// localhost then).
+    /// Bearer token required by the admin and repository routes, and to see server file paths in metadata. Unset:
+    /// those routes are open, which the server allows only on a loopback --bind (or with --allow-open-admin). An
+    /// empty value is refused at start.
     #[arg(long, env = "CRMSCORE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// Start without --admin-token on a non-loopback --bind, leaving the admin and repository routes (and server
+    /// file paths in metadata) open to every client that reaches the port.
+    #[arg(long, env = "CRMSCORE_ALLOW_OPEN_ADMIN")]
+    pub allow_open_admin: bool,
+
+    /// Log one line per request (target `crmscore::access`, level info): route pattern, method, status, latency
+    /// and response bytes; never ids, query strings or bodies.
+    #[arg(long, env = "CRMSCORE_ACCESS_LOG")]
+    pub access_log: bool,
 
     /// Shared library of ONNX Runtime (default: ORT_DYLIB_PATH, then .onnxruntime/lib beside the binary or the
     /// current folder, then the system library path).
@@ -205,6 +230,8 @@ impl Config {
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,
             admin_token: None,
+            allow_open_admin: false,
+            access_log: false,
             onnxruntime_lib: None,
             device: Device::Cpu,
             intra_threads: 1,
@@ -246,6 +273,8 @@ mod tests {
         assert_eq!(cfg.device, Device::Auto);
         assert_eq!(cfg.state_dir, Some(PathBuf::from(".crmscore-state")));
         assert!(!cfg.accept_row_drop_once);
+        assert!(!cfg.allow_open_admin && !cfg.access_log && cfg.admin_token.is_none());
+        assert_eq!(cli.log_format, LogFormat::Text);
         let cli = Cli::try_parse_from([
             "crmscore",
             "serve",

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 
@@ -44,6 +45,29 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error(transparent)]
     Policy(#[from] engagement::PolicyError),
+    /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
+    #[error("{0}")]
+    Unsafe(String),
+}
+
+/// Refuses configurations that would expose the admin routes by accident: an empty admin token (which would read
+/// as "no token"), and no token on an address other clients can reach unless `--allow-open-admin` says so.
+pub fn check_safe(config: &Config) -> Result<(), StartError> {
+    match &config.admin_token {
+        Some(token) if token.trim().is_empty() => Err(StartError::Unsafe(
+            "--admin-token (CRMSCORE_ADMIN_TOKEN) is empty: give a token, or leave it unset to keep the admin \
+             routes open on a loopback --bind"
+                .into(),
+        )),
+        None if !config.bind.ip().to_canonical().is_loopback() && !config.allow_open_admin => {
+            Err(StartError::Unsafe(format!(
+                "refusing to serve open admin routes on {}, which is not a loopback address: set --admin-token \
+                 (CRMSCORE_ADMIN_TOKEN), bind to 127.0.0.1, or pass --allow-open-admin to accept the risk",
+                config.bind
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A started server: its address and the handles to stop or wait for it.
@@ -95,6 +119,10 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
+    check_safe(&config)?;
+    if config.admin_token.is_none() && !config.bind.ip().to_canonical().is_loopback() {
+        tracing::warn!(bind = %config.bind, "--allow-open-admin: the admin and repository routes are open to every client");
+    }
     model::runtime::environment(config.onnxruntime_lib.as_deref())?;
     let metrics = Metrics::new();
     metrics.set_build_info(ort::info());
@@ -144,13 +172,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             max_age: config.max_snapshot_age.map(std::time::Duration::from_secs),
             policy: config.stale_policy,
         },
-        admin_token: config.admin_token.clone().filter(|t| !t.is_empty()),
+        admin_token: config.admin_token.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
 
     let app_state = state.clone();
     let max_body = config.max_body_bytes;
+    let access_log = config.access_log;
     let mut server = HttpServer::new(move || {
         let metrics_state = app_state.clone();
         App::new()
@@ -168,12 +197,29 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
                         .request()
                         .app_data::<api::RouteLabel>()
                         .map_or("unmatched", |label| label.0);
-                    state.metrics.observe_request(
-                        route,
-                        method.as_str(),
-                        res.status().as_str(),
-                        seconds,
-                    );
+                    let status = res.status();
+                    state.metrics.observe_request(route, method.as_str(), status.as_str(), seconds);
+                    // Client errors are the client's business: debug, so a hostile client cannot flood the log.
+                    if status.is_client_error() {
+                        tracing::debug!(route, method = %method, status = status.as_u16(), "client error");
+                    }
+                    if access_log {
+                        // The route pattern, never the path: ids and query strings stay out of the log.
+                        let bytes = match res.response().body().size() {
+                            BodySize::Sized(n) => Some(n),
+                            BodySize::None => Some(0),
+                            BodySize::Stream => None,
+                        };
+                        tracing::info!(
+                            target: "crmscore::access",
+                            route,
+                            method = %method,
+                            status = status.as_u16(),
+                            latency_ms = seconds * 1e3,
+                            bytes,
+                            "request"
+                        );
+                    }
                     Ok(res)
                 }
             })

@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    crmscore::telemetry::init_logging();
+    crmscore::telemetry::init_logging(cli.log_format);
     match cli.command {
         Command::Serve(config) => match crmscore::start(*config).map(|server| server.wait()) {
             Ok(Ok(())) => ExitCode::SUCCESS,

@@ -6,15 +6,33 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, proto,
 };
 
-/// Installs the tracing subscriber: human-readable lines on stderr, level from `RUST_LOG` (default info; ONNX
-/// Runtime's own chatter at warn).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+/// Installs the tracing subscriber on stderr in `format`, level from `RUST_LOG` (default info; ONNX Runtime's own
+/// chatter at warn). Colour codes only when stderr is a terminal, so files and log collectors get plain text.
+pub fn init_logging(format: crate::config::LogFormat) {
+    use std::io::IsTerminal;
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
-    let _ = tracing_subscriber::fmt()
+    // actix-http logs every malformed request from a client at ERROR ("stream error: request parse error"), a log
+    // flood any client can cause; silenced unless RUST_LOG names actix_http.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("actix_http")) {
+        filter = filter.add_directive(
+            "actix_http::h1::dispatcher=off"
+                .parse()
+                .expect("static directive"),
+        );
+    }
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        crate::config::LogFormat::Text => builder.try_init(),
+        crate::config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// Seconds buckets from 50 µs to 10 s: request and inference times span both ends.

@@ -10,18 +10,70 @@ use crate::scoring::AppState;
 use crate::snapshot::ReloadOutcome;
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ScoreError> {
+    if is_admin(req, state) {
+        Ok(())
+    } else {
+        Err(ScoreError::Unauthorized)
+    }
+}
+
+/// Whether the caller holds the admin token (everyone does when none is configured: the server starts that way
+/// only on a loopback bind or with --allow-open-admin). The comparison takes the same time wherever the tokens
+/// differ.
+pub(crate) fn is_admin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(token) = &state.admin_token else {
-        return Ok(());
+        return true;
     };
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(token.as_str()) {
-        Ok(())
+    given.is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `text` with every path cut to its last component (`/srv/data/snap.parquet: bad` → `snap.parquet: bad`), for
+/// callers without the admin token: file names stay useful, the server's folder layout is not revealed.
+pub(crate) fn redact_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        if token.contains(['/', '\\']) {
+            let trimmed = token.trim_end_matches(['/', '\\']);
+            let last = trimmed.rsplit(['/', '\\']).next().unwrap_or("");
+            out.push_str(last);
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace()
+            || matches!(
+                c,
+                '\'' | '"' | '`' | ',' | ';' | '(' | ')' | '[' | ']' | '='
+            )
+        {
+            flush(&mut token, &mut out);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
+/// [`redact_paths`] unless the caller may see paths.
+pub(crate) fn paths_for(admin: bool, text: &str) -> String {
+    if admin {
+        text.to_string()
     } else {
-        Err(ScoreError::Unauthorized)
+        redact_paths(text)
     }
 }
 
@@ -113,5 +165,34 @@ pub async fn post_model_load(
             Ok(HttpResponse::Ok().json(json!({"name": m.spec.name, "version": m.spec.version})))
         }
         ModelReload::Failed(e) => Err(ApiError::v2(ScoreError::ModelLoad(e.to_string()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cut_to_file_names() {
+        assert_eq!(
+            redact_paths("cannot read '/srv/data/snap.parquet': no such file (os error 2)"),
+            "cannot read 'snap.parquet': no such file (os error 2)"
+        );
+        assert_eq!(redact_paths("/srv/models/churn/"), "churn");
+        assert_eq!(
+            redact_paths("C:\\data\\x.parquet, rows=3"),
+            "x.parquet, rows=3"
+        );
+        assert_eq!(
+            redact_paths("no paths here: 10 rows"),
+            "no paths here: 10 rows"
+        );
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

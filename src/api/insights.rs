@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::admin::{is_admin, paths_for};
 use serde::{Deserialize, Serialize};
 
 use crate::engagement::insights::{self, Ask};
@@ -113,10 +115,20 @@ struct OneInsight<'a> {
     result: &'a insights::Insight,
 }
 
-/// `GET /v1/policy`: the served engagement policy, its rules and warnings, and why a newer file is refused.
-pub async fn get_policy(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/policy`: the served engagement policy, its rules and warnings, and why a newer file is refused
+/// (file paths only for the admin token's holder).
+pub async fn get_policy(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     match &state.engagement.policies {
-        Some(store) => Ok(HttpResponse::Ok().json(store.status())),
+        Some(store) => {
+            let admin = is_admin(&req, &state);
+            let mut status = store.status();
+            status.path = paths_for(admin, &status.path);
+            status.last_error = status.last_error.map(|e| paths_for(admin, &e));
+            Ok(HttpResponse::Ok().json(status))
+        }
         None => Err(ScoreError::NotFound(
             "no engagement policy is served (start with --policy FILE)".into(),
         )

@@ -112,10 +112,17 @@ pub const CONTRIBUTIONS_OUTPUT: &str = "contributions";
 
 /// `GET /v2/models/{model}`
 pub async fn get_model_metadata(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let m = model(&state, &name)?;
+    // Load errors name files: paths are cut to file names unless the caller holds the admin token.
+    let admin = super::admin::is_admin(&req, &state);
+    let last_load_error = state
+        .models
+        .last_error(&m.spec.name)
+        .map(|e| super::admin::paths_for(admin, &e));
     let spec = &m.spec;
     let (inputs, outputs, kind_parameters) = metadata_tensors(&m);
     let mut parameters = json!({
@@ -130,7 +137,7 @@ pub async fn get_model_metadata(
         },
         "metadata": spec.metadata,
         "loaded_at": m.loaded_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
-        "last_load_error": state.models.last_error(&spec.name),
+        "last_load_error": last_load_error,
     });
     if let (Some(all), serde_json::Value::Object(extra)) =
         (parameters.as_object_mut(), kind_parameters)
