@@ -98,7 +98,7 @@ async fn stream(queue: Arc<BatchQueue>, in_flight: usize) {
                 let row = row();
                 for _ in 0..per_task {
                     let out = queue
-                        .run(ModelInput::Rows(row.clone()), 1, None)
+                        .run(ModelInput::Rows(row.clone()), 1, None, None)
                         .await
                         .expect("the trivial model answers");
                     black_box(out);

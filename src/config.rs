@@ -208,6 +208,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "CRMSCORE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Default deadline of a scoring request in milliseconds, when the client sends no `x-request-timeout-ms`
+    /// (or v2 `parameters.timeout`); a job still queued when it passes is dropped and answered 504. Unset: none.
+    #[arg(long, env = "CRMSCORE_DEFAULT_TIMEOUT_MS")]
+    pub default_timeout_ms: Option<u64>,
 }
 
 /// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
@@ -243,6 +248,7 @@ impl Config {
             max_items_per_request: 10_000,
             max_text_chars: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
+            default_timeout_ms: None,
         }
     }
 

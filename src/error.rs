@@ -46,6 +46,10 @@ pub enum ScoreError {
     Inference { model: String, message: String },
     #[error("{0}")]
     NotExplainable(String),
+    #[error(
+        "the request's deadline of {timeout_ms} ms passed before model '{model}' could answer; it was not scored"
+    )]
+    DeadlineExceeded { model: String, timeout_ms: u64 },
 }
 
 impl ScoreError {
@@ -69,6 +73,7 @@ impl ScoreError {
             ScoreError::SnapshotRejected(_) => "snapshot_rejected",
             ScoreError::Inference { .. } => "inference_failed",
             ScoreError::NotExplainable(_) => "not_explainable",
+            ScoreError::DeadlineExceeded { .. } => "deadline_exceeded",
         }
     }
 
@@ -91,6 +96,7 @@ impl ScoreError {
             ScoreError::ModelLoad(_) => StatusCode::BAD_REQUEST,
             ScoreError::SnapshotRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ScoreError::Inference { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ScoreError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 

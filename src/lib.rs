@@ -136,7 +136,12 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         device: config.device,
         intra_threads: config.intra_threads,
     };
-    let models = ModelRegistry::load(&config.models, &overrides, &options, &metrics)?;
+    let models = ModelRegistry::load(&config.models, &overrides, &options, &metrics)?
+        .with_default_timeout(
+            config
+                .default_timeout_ms
+                .map(std::time::Duration::from_millis),
+        );
     let policies = match &config.policy {
         Some(path) if path.exists() => {
             let store =

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::batching::ModelInput;
+use crate::batching::{Deadline, ModelInput};
 use crate::config::StalePolicy;
 use crate::error::ScoreError;
 use crate::model::catalogue::top_k;
@@ -248,18 +248,28 @@ pub fn served_snapshot(state: &AppState) -> Result<(Arc<FeatureSnapshot>, bool),
     Ok((snapshot, stale))
 }
 
+/// The deadline of a request that arrived now: `timeout_ms` when the client gave one, else the server default
+/// (--default-timeout-ms), else none.
+pub fn deadline(state: &AppState, timeout_ms: Option<u64>) -> Option<Deadline> {
+    timeout_ms
+        .map(Duration::from_millis)
+        .or(state.models.default_timeout())
+        .and_then(Deadline::after)
+}
+
 /// Scores customers of the served snapshot with a snapshot-fed model (explaining the scores when asked);
-/// unknown ids become per-item errors.
+/// unknown ids become per-item errors. A job still queued at `deadline` is dropped (`DeadlineExceeded`).
 pub async fn score_customers(
     state: &AppState,
     model: Arc<ModelHandle>,
     ids: &[CustomerId],
     explain: bool,
+    deadline: Option<Deadline>,
 ) -> Result<Scored, ScoreError> {
     check_count("customer_ids", ids.len(), &state.limits)?;
     let (snapshot, stale) = served_snapshot(state)?;
     let rows = lookup(&snapshot, ids);
-    let mut scored = submit_customers(model, &snapshot, ids, &rows, explain)?
+    let mut scored = submit_customers_until(model, &snapshot, ids, &rows, explain, deadline)?
         .wait()
         .await?;
     scored.stale = stale;
@@ -289,6 +299,7 @@ pub struct Pending {
     items: Vec<ItemOutcome>,
     receiver: Option<tokio::sync::oneshot::Receiver<crate::batching::JobResult>>,
     explained: Option<(Arc<ModelExplainer>, Vec<f32>)>,
+    deadline: Option<Deadline>,
 }
 
 /// Gathers the found customers' rows (`rows`, from [`lookup`]) for `model` and submits them to its queue.
@@ -298,6 +309,18 @@ pub fn submit_customers(
     ids: &[CustomerId],
     rows: &[Option<usize>],
     explain: bool,
+) -> Result<Pending, ScoreError> {
+    submit_customers_until(model, snapshot, ids, rows, explain, None)
+}
+
+/// [`submit_customers`] with a deadline: a job still queued when it passes is dropped before inference.
+pub fn submit_customers_until(
+    model: Arc<ModelHandle>,
+    snapshot: &Arc<FeatureSnapshot>,
+    ids: &[CustomerId],
+    rows: &[Option<usize>],
+    explain: bool,
+    deadline: Option<Deadline>,
 ) -> Result<Pending, ScoreError> {
     let explainer = match explain {
         true => Some(
@@ -344,7 +367,7 @@ pub fn submit_customers(
             }
         }
     }
-    let mut pending = submit(model, items, input, scored_rows, explainer)?;
+    let mut pending = submit(model, items, input, scored_rows, explainer, deadline)?;
     pending.snapshot = Some(snapshot.clone());
     pending.snapshot_rows = rows.to_vec();
     Ok(pending)
@@ -357,6 +380,7 @@ fn submit(
     input: Vec<f32>,
     rows: usize,
     explainer: Option<Arc<ModelExplainer>>,
+    deadline: Option<Deadline>,
 ) -> Result<Pending, ScoreError> {
     let explained = explainer.clone().map(|e| (e, input.clone()));
     submit_input(
@@ -366,6 +390,7 @@ fn submit(
         rows,
         explainer,
         explained,
+        deadline,
     )
 }
 
@@ -376,10 +401,11 @@ fn submit_input(
     rows: usize,
     explainer: Option<Arc<ModelExplainer>>,
     explained: Option<(Arc<ModelExplainer>, Vec<f32>)>,
+    deadline: Option<Deadline>,
 ) -> Result<Pending, ScoreError> {
     let receiver = match rows {
         0 => None,
-        _ => Some(model.queue.submit(input, rows, explainer)?),
+        _ => Some(model.queue.submit(input, rows, explainer, deadline)?),
     };
     Ok(Pending {
         model,
@@ -388,6 +414,7 @@ fn submit_input(
         items,
         receiver,
         explained,
+        deadline,
     })
 }
 
@@ -398,7 +425,7 @@ impl Pending {
         let (outputs, queue_us, inference_us, explanation) = match self.receiver {
             None => (Vec::new(), 0, 0, Some(Explanation::default())),
             Some(receiver) => {
-                let out = self.model.queue.answer(receiver).await?;
+                let out = self.model.queue.answer(receiver, self.deadline).await?;
                 (out.values, out.queue_us, out.inference_us, out.explanation)
             }
         };
@@ -432,6 +459,7 @@ pub async fn score_rows(
     model: Arc<ModelHandle>,
     rows: &[Map<String, Value>],
     explain: bool,
+    deadline: Option<Deadline>,
 ) -> Result<Scored, ScoreError> {
     check_count("rows", rows.len(), &state.limits)?;
     let explainer = match explain {
@@ -444,7 +472,7 @@ pub async fn score_rows(
         row_features(features, missing, i, row, &mut input)?;
     }
     let items = (0..rows.len()).map(Ok).collect();
-    submit(model, items, input, rows.len(), explainer)?
+    submit(model, items, input, rows.len(), explainer, deadline)?
         .wait()
         .await
 }
@@ -456,9 +484,12 @@ pub async fn score_matrix(
     input: Vec<f32>,
     rows: usize,
     explainer: Option<Arc<ModelExplainer>>,
+    deadline: Option<Deadline>,
 ) -> Result<Scored, ScoreError> {
     let items = (0..rows).map(Ok).collect();
-    submit(model, items, input, rows, explainer)?.wait().await
+    submit(model, items, input, rows, explainer, deadline)?
+        .wait()
+        .await
 }
 
 /// Classifies texts with a text model: each must be a non-empty string within the character cap.
@@ -466,6 +497,7 @@ pub async fn classify_texts(
     state: &AppState,
     model: Arc<ModelHandle>,
     texts: &[Value],
+    deadline: Option<Deadline>,
 ) -> Result<Scored, ScoreError> {
     check_count("texts", texts.len(), &state.limits)?;
     let encoder = model
@@ -492,7 +524,7 @@ pub async fn classify_texts(
     }
     let items = (0..texts.len()).map(Ok).collect();
     let input = ModelInput::Tokens(sequences);
-    submit_input(model, items, input, texts.len(), None, None)?
+    submit_input(model, items, input, texts.len(), None, None, deadline)?
         .wait()
         .await
 }

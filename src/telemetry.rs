@@ -55,6 +55,8 @@ pub struct Metrics {
     explain_seconds: HistogramVec,
     rejected: IntCounterVec,
     cancelled: IntCounterVec,
+    expired: IntCounterVec,
+    batch_retries: IntCounterVec,
     queue_depth: IntGaugeVec,
     /// Rows of the served snapshot.
     pub snapshot_rows: IntGauge,
@@ -99,6 +101,10 @@ pub struct ModelMetrics {
     pub rejected: IntCounter,
     /// Jobs dropped because their caller had gone.
     pub cancelled: IntCounter,
+    /// Jobs dropped before inference because their deadline had passed.
+    pub expired: IntCounter,
+    /// Failed batches rerun job by job to isolate the failing job.
+    pub batch_retries: IntCounter,
 }
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
@@ -161,6 +167,16 @@ impl Metrics {
             cancelled: counter_vec(
                 "crmscore_jobs_cancelled_total",
                 "Jobs skipped because the caller had gone",
+                &["model"],
+            ),
+            expired: counter_vec(
+                "crmscore_jobs_expired_total",
+                "Jobs dropped before inference because their deadline had passed (answered 504)",
+                &["model"],
+            ),
+            batch_retries: counter_vec(
+                "crmscore_batch_retries_total",
+                "Failed batches rerun job by job so only the failing job gets the error",
                 &["model"],
             ),
             queue_depth: IntGaugeVec::new(
@@ -240,7 +256,7 @@ impl Metrics {
             .expect("static metric definition is valid"),
         };
         let r = &m.registry;
-        let all: [Box<dyn Collector>; 23] = [
+        let all: [Box<dyn Collector>; 25] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),
             Box::new(m.policy_load_failures.clone()),
@@ -255,6 +271,8 @@ impl Metrics {
             Box::new(m.inference_seconds.clone()),
             Box::new(m.rejected.clone()),
             Box::new(m.cancelled.clone()),
+            Box::new(m.expired.clone()),
+            Box::new(m.batch_retries.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.snapshot_rows.clone()),
             Box::new(m.snapshot_age.clone()),
@@ -280,6 +298,8 @@ impl Metrics {
             explain_seconds: self.explain_seconds.with_label_values(&[model]),
             rejected: self.rejected.with_label_values(&[model]),
             cancelled: self.cancelled.with_label_values(&[model]),
+            expired: self.expired.with_label_values(&[model]),
+            batch_retries: self.batch_retries.with_label_values(&[model]),
         }
     }
 

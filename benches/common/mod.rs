@@ -113,7 +113,7 @@ pub fn first_rows(columns: &[String], n: usize) -> Vec<f32> {
 /// One job through a model's queue from a plain thread: submit it, then block until the worker replies.
 pub fn run_blocking(queue: &BatchQueue, input: ModelInput, rows: usize) -> JobOutput {
     queue
-        .submit(input, rows, None)
+        .submit(input, rows, None, None)
         .expect("queue has room")
         .blocking_recv()
         .expect("worker answers")

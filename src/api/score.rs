@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use actix_web::{HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use super::dto::{
     ChurnResult, ExplainDepth, ExplanationInfo, ItemKey, ModelRef, Reason, RecommendationResult,
@@ -27,27 +27,38 @@ pub const SENTIMENT_MODEL: &str = "sentiment";
 pub async fn post_model_score(
     state: web::Data<AppState>,
     model: web::Path<String>,
+    req: HttpRequest,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    score(&state, &model, body.into_inner(), None).await
+    score(&state, &model, &req, body.into_inner(), None).await
 }
 
 /// `POST /v1/churn/score`: the churn model, with `churn_probability` and `risk`.
 pub async fn post_churn_score(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    score(&state, CHURN_MODEL, body.into_inner(), Some("tabular")).await
+    score(
+        &state,
+        CHURN_MODEL,
+        &req,
+        body.into_inner(),
+        Some("tabular"),
+    )
+    .await
 }
 
 /// `POST /v1/recommendations`: the recommendation model.
 pub async fn post_recommendations(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,
         RECOMMENDATION_MODEL,
+        &req,
         body.into_inner(),
         Some("recommender"),
     )
@@ -57,9 +68,40 @@ pub async fn post_recommendations(
 /// `POST /v1/sentiment`: the sentiment model.
 pub async fn post_sentiment(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    score(&state, SENTIMENT_MODEL, body.into_inner(), Some("text")).await
+    score(
+        &state,
+        SENTIMENT_MODEL,
+        &req,
+        body.into_inner(),
+        Some("text"),
+    )
+    .await
+}
+
+/// The header in which a client says how long it will wait, in milliseconds.
+pub const TIMEOUT_HEADER: &str = "x-request-timeout-ms";
+
+/// The request's `x-request-timeout-ms` (None when absent); anything but a whole number of milliseconds from 1
+/// up is a bad request.
+pub fn timeout_header(req: &HttpRequest) -> Result<Option<u64>, ScoreError> {
+    let Some(value) = req.headers().get(TIMEOUT_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ScoreError::BadRequest(format!(
+                "header '{TIMEOUT_HEADER}' must be a whole number of milliseconds of at least 1, got {:?}",
+                String::from_utf8_lossy(value.as_bytes())
+            ))
+        })
 }
 
 /// Validates the body for the model's kind, runs it, and shapes the reply; `named` marks a named route (which
@@ -67,10 +109,12 @@ pub async fn post_sentiment(
 async fn score(
     state: &AppState,
     name: &str,
+    req: &HttpRequest,
     body: ScoreRequest,
     named: Option<&'static str>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let deadline = scoring::deadline(state, timeout_header(req)?);
     let model = scoring::find_model(&state.models, name, named)?;
     let kind = model.spec.kind.name();
     let churn = named == Some("tabular");
@@ -84,14 +128,14 @@ async fn score(
     let explain = depth.is_some();
     let response = match body.validate(kind)? {
         ScoreInput::Customers(ids) => {
-            let scored = scoring::score_customers(state, model, &ids, explain).await?;
+            let scored = scoring::score_customers(state, model, &ids, explain, deadline).await?;
             match kind {
                 "segmentation" => segment_reply(&scored, Some(&ids), started),
                 _ => tabular_reply(&scored, Some(&ids), churn, depth, started),
             }
         }
         ScoreInput::Rows(rows) => {
-            let scored = scoring::score_rows(state, model, &rows, explain).await?;
+            let scored = scoring::score_rows(state, model, &rows, explain, deadline).await?;
             match kind {
                 "segmentation" => segment_reply(&scored, None, started),
                 _ => tabular_reply(&scored, None, churn, depth, started),
@@ -112,11 +156,12 @@ async fn score(
                     ScoreError::BadRequest(format!("'k' must be between 1 and {max_k}")).into(),
                 );
             }
-            let scored = scoring::score_customers(state, model, &customer_ids, false).await?;
+            let scored =
+                scoring::score_customers(state, model, &customer_ids, false, deadline).await?;
             recommendation_reply(&scored, &customer_ids, k, exclude_owned, started)
         }
         ScoreInput::Texts(texts) => {
-            let scored = scoring::classify_texts(state, model, &texts).await?;
+            let scored = scoring::classify_texts(state, model, &texts, deadline).await?;
             text_reply(&scored, started)
         }
     };

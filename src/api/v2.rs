@@ -168,10 +168,19 @@ pub async fn get_model_ready(
 pub async fn post_infer(
     state: web::Data<AppState>,
     name: web::Path<String>,
+    req: actix_web::HttpRequest,
     body: web::Json<InferRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let request = body.into_inner();
+    let header = super::score::timeout_header(&req).map_err(ApiError::v2)?;
+    let parameter = timeout_parameter(&request).map_err(ApiError::v2)?;
+    // Both given: the client waits no longer than the shorter.
+    let timeout = match (header, parameter) {
+        (Some(h), Some(p)) => Some(h.min(p)),
+        (h, p) => h.or(p),
+    };
+    let deadline = scoring::deadline(&state, timeout);
     let m = model(&state, &name)?;
     let (input_name, output_name) = match &m.spec.kind {
         ModelKind::Tabular(t) => (t.input.clone(), t.output.clone()),
@@ -192,7 +201,7 @@ pub async fn post_infer(
     let scored = match &m.spec.kind {
         ModelKind::Text(_) => {
             let texts = text_input(input, state.limits.max_items).map_err(ApiError::v2)?;
-            scoring::classify_texts(&state, m, &texts).await
+            scoring::classify_texts(&state, m, &texts, deadline).await
         }
         _ => {
             let width = m.spec.feature_columns().len();
@@ -202,7 +211,7 @@ pub async fn post_infer(
                 true => Some(scoring::explainer(&state, &m).map_err(ApiError::v2)?),
                 false => None,
             };
-            scoring::score_matrix(m, values, rows, explainer).await
+            scoring::score_matrix(m, values, rows, explainer, deadline).await
         }
     }
     .map_err(ApiError::v2)?;
@@ -233,6 +242,22 @@ pub async fn post_infer(
     let mut response = HttpResponse::Ok();
     timing_headers(&mut response, &scored, started);
     Ok(response.json(body))
+}
+
+/// The request's `parameters.timeout` in milliseconds (None when absent); it must be a whole number from 1 up.
+fn timeout_parameter(request: &InferRequest) -> Result<Option<u64>, ScoreError> {
+    let Some(value) = request.parameters.as_ref().and_then(|p| p.get("timeout")) else {
+        return Ok(None);
+    };
+    value
+        .as_u64()
+        .filter(|&ms| ms > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ScoreError::BadRequest(format!(
+                "parameters.timeout must be a whole number of milliseconds of at least 1, got {value}"
+            ))
+        })
 }
 
 /// The request's one input, which must be `input_name`; requested outputs must be among `served`.

@@ -3,7 +3,7 @@
 pub mod worker;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
@@ -27,8 +27,35 @@ pub struct JobOutput {
     pub explanation: Option<Explanation>,
 }
 
-/// The answer a worker sends; the error is the runtime's message.
-pub type JobResult = Result<JobOutput, String>;
+/// Why a worker did not answer a job with output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobError {
+    /// The runtime failed on this job's rows (its message).
+    Failed(String),
+    /// The job's deadline passed while it was queued; it was dropped before inference.
+    Expired,
+}
+
+/// The answer a worker sends.
+pub type JobResult = Result<JobOutput, JobError>;
+
+/// When a caller stops waiting: the instant, and the timeout it came from (to name it in errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The instant after which the answer is useless.
+    pub at: Instant,
+    /// The timeout the caller gave, counted from when the request arrived.
+    pub timeout: Duration,
+}
+
+impl Deadline {
+    /// `timeout` from now; None when the instant would overflow (an effectively infinite timeout).
+    pub fn after(timeout: Duration) -> Option<Deadline> {
+        Instant::now()
+            .checked_add(timeout)
+            .map(|at| Deadline { at, timeout })
+    }
+}
 
 /// What a job feeds the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +74,8 @@ pub struct Job {
     pub rows: usize,
     /// When the job entered the queue.
     pub enqueued_at: Instant,
+    /// Past this instant the job is dropped before inference and answered [`JobError::Expired`].
+    pub deadline: Option<Instant>,
     /// Where the worker sends the result.
     pub reply: oneshot::Sender<JobResult>,
     /// Explain the rows with this after scoring them (on the worker, never on an HTTP thread).
@@ -83,12 +112,14 @@ impl BatchQueue {
         input: ModelInput,
         rows: usize,
         explain: Option<Arc<ModelExplainer>>,
+        deadline: Option<Deadline>,
     ) -> Result<oneshot::Receiver<JobResult>, ScoreError> {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             input,
             rows,
             enqueued_at: Instant::now(),
+            deadline: deadline.map(|d| d.at),
             reply,
             explain,
         };
@@ -108,27 +139,51 @@ impl BatchQueue {
     }
 
     /// Submits and waits for the answer (with the rows' explanation when `explain` is given), mapping a runtime
-    /// failure to `ScoreError::Inference`.
+    /// failure to `ScoreError::Inference` and a passed deadline to `ScoreError::DeadlineExceeded`.
     pub async fn run(
         &self,
         input: ModelInput,
         rows: usize,
         explain: Option<Arc<ModelExplainer>>,
+        deadline: Option<Deadline>,
     ) -> Result<JobOutput, ScoreError> {
-        let receiver = self.submit(input, rows, explain)?;
-        self.answer(receiver).await
+        let receiver = self.submit(input, rows, explain, deadline)?;
+        self.answer(receiver, deadline).await
     }
 
-    /// Awaits the answer to a submitted job, mapping a runtime failure to `ScoreError::Inference`.
+    /// Awaits the answer to a submitted job, mapping a runtime failure to `ScoreError::Inference`; with a
+    /// deadline, stops waiting when it passes (the dropped receiver makes the worker skip the job).
     pub async fn answer(
         &self,
         receiver: oneshot::Receiver<JobResult>,
+        deadline: Option<Deadline>,
     ) -> Result<JobOutput, ScoreError> {
-        match receiver.await {
+        let expired = |d: Deadline| ScoreError::DeadlineExceeded {
+            model: self.model.clone(),
+            timeout_ms: d.timeout.as_millis() as u64,
+        };
+        let answer = match deadline {
+            None => receiver.await,
+            Some(d) => {
+                let left = d.at.saturating_duration_since(Instant::now());
+                match actix_web::rt::time::timeout(left, receiver).await {
+                    Ok(answer) => answer,
+                    Err(_) => return Err(expired(d)),
+                }
+            }
+        };
+        match answer {
             Ok(Ok(output)) => Ok(output),
-            Ok(Err(message)) => Err(ScoreError::Inference {
+            Ok(Err(JobError::Failed(message))) => Err(ScoreError::Inference {
                 model: self.model.clone(),
                 message,
+            }),
+            Ok(Err(JobError::Expired)) => Err(match deadline {
+                Some(d) => expired(d),
+                None => ScoreError::DeadlineExceeded {
+                    model: self.model.clone(),
+                    timeout_ms: 0,
+                },
             }),
             // The worker dropped the job without answering: it is shutting down.
             Err(_) => Err(ScoreError::ModelUnavailable(self.model.clone())),

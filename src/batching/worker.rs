@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use super::{Job, JobOutput, ModelInput};
+use super::{Job, JobError, JobOutput, ModelInput};
 use crate::model::explainer::{Explanation, ModelExplainer};
 use crate::telemetry::ModelMetrics;
 
@@ -81,14 +81,16 @@ pub fn spawn_workers<R: BatchRunner + 'static>(
         .map(|(i, runner)| {
             let receiver = receiver.clone();
             let metrics = metrics.clone();
+            let name = model.to_string();
             std::thread::Builder::new()
                 .name(format!("batch-{model}-{i}"))
-                .spawn(move || work(runner, receiver, settings, metrics))
+                .spawn(move || work(&name, runner, receiver, settings, metrics))
         })
         .collect()
 }
 
 fn work<R: BatchRunner>(
+    model: &str,
     mut runner: R,
     receiver: Receiver<Job>,
     settings: WorkerSettings,
@@ -121,6 +123,7 @@ fn work<R: BatchRunner>(
             }
         }
         run_batch(
+            model,
             &mut runner,
             &mut jobs,
             &mut output,
@@ -132,8 +135,10 @@ fn work<R: BatchRunner>(
     }
 }
 
-/// Runs the live jobs in as few calls as the runner's limits allow and answers each job.
+/// Runs the live jobs in as few calls as the runner's limits allow and answers each job; when the batch fails,
+/// reruns its jobs one by one so only the failing job gets the error.
 fn run_batch<R: BatchRunner>(
+    model: &str,
     runner: &mut R,
     jobs: &mut Vec<Job>,
     output: &mut Vec<f32>,
@@ -141,12 +146,79 @@ fn run_batch<R: BatchRunner>(
     max_rows: usize,
     metrics: &ModelMetrics,
 ) {
-    let before = jobs.len();
-    jobs.retain(|job| !job.reply.is_closed());
-    metrics.cancelled.inc_by((before - jobs.len()) as u64);
+    skip_dead_jobs(jobs, metrics);
     if jobs.is_empty() {
         return;
     }
+    let (result, started, inference_us) = run_jobs(runner, jobs, output, calls, max_rows, metrics);
+    match result {
+        Err(message) if jobs.len() > 1 => {
+            metrics.batch_retries.inc();
+            tracing::warn!(
+                model,
+                jobs = jobs.len(),
+                error = %message,
+                "a batch failed; rerunning its jobs one by one"
+            );
+            let mut single = Vec::with_capacity(1);
+            for job in jobs.drain(..) {
+                single.push(job);
+                let (result, started, inference_us) =
+                    run_jobs(runner, &single, output, calls, max_rows, metrics);
+                answer_jobs(
+                    runner,
+                    &mut single,
+                    result,
+                    output,
+                    started,
+                    inference_us,
+                    max_rows,
+                    metrics,
+                );
+            }
+        }
+        result => answer_jobs(
+            runner,
+            jobs,
+            result,
+            output,
+            started,
+            inference_us,
+            max_rows,
+            metrics,
+        ),
+    }
+}
+
+/// Drops the jobs whose deadline has passed (answered `Expired`) or whose caller has gone, before inference.
+fn skip_dead_jobs(jobs: &mut Vec<Job>, metrics: &ModelMetrics) {
+    let now = Instant::now();
+    let mut i = 0;
+    while i < jobs.len() {
+        let job = &jobs[i];
+        if job.deadline.is_some_and(|d| d <= now) {
+            metrics.expired.inc();
+            let job = jobs.remove(i);
+            let _ = job.reply.send(Err(JobError::Expired));
+        } else if job.reply.is_closed() {
+            metrics.cancelled.inc();
+            jobs.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// One run of `jobs` together: the result (checked for the expected number of values), when it started and how
+/// long it took in microseconds.
+fn run_jobs<R: BatchRunner>(
+    runner: &mut R,
+    jobs: &[Job],
+    output: &mut Vec<f32>,
+    calls: &mut Vec<Call>,
+    max_rows: usize,
+    metrics: &ModelMetrics,
+) -> (Result<(), String>, Instant, u64) {
     output.clear();
     calls.clear();
     let total_rows: usize = jobs.iter().map(|j| j.rows).sum();
@@ -172,6 +244,22 @@ fn run_batch<R: BatchRunner>(
             ))
         }
     });
+    (result, started, inference_us)
+}
+
+/// Sends every job its rows of `output` (or the error), then explains the jobs that asked for it.
+#[allow(clippy::too_many_arguments)]
+fn answer_jobs<R: BatchRunner>(
+    runner: &mut R,
+    jobs: &mut Vec<Job>,
+    result: Result<(), String>,
+    output: &[f32],
+    started: Instant,
+    inference_us: u64,
+    max_rows: usize,
+    metrics: &ModelMetrics,
+) {
+    let out_width = runner.output_width();
     // Plain jobs are answered first: an explained job in the same batch must not delay them.
     let mut offset = 0;
     let mut explained = Vec::new();
@@ -186,7 +274,7 @@ fn run_batch<R: BatchRunner>(
                 inference_us,
                 explanation: None,
             }),
-            Err(message) => Err(message.clone()),
+            Err(message) => Err(JobError::Failed(message.clone())),
         };
         offset = end;
         match (answer, job.explain.clone()) {
@@ -206,10 +294,14 @@ fn run_batch<R: BatchRunner>(
         metrics
             .explain_seconds
             .observe(started.elapsed().as_secs_f64());
-        let _ = job.reply.send(explanation.map(|e| {
-            answer.explanation = Some(e);
-            answer
-        }));
+        let _ = job.reply.send(
+            explanation
+                .map(|e| {
+                    answer.explanation = Some(e);
+                    answer
+                })
+                .map_err(JobError::Failed),
+        );
     }
 }
 
@@ -226,6 +318,8 @@ mod tests {
         batches: Arc<Mutex<Vec<usize>>>,
         fail: bool,
         sleep: Duration,
+        /// Fails any call whose rows hold this value.
+        poison: Option<f32>,
     }
 
     impl BatchRunner for RowSum {
@@ -242,6 +336,11 @@ mod tests {
             }
             let mut buffer = Vec::new();
             concat_rows(inputs, &mut buffer)?;
+            if let Some(p) = self.poison
+                && buffer.contains(&p)
+            {
+                return Err(format!("row value {p} is poison"));
+            }
             let rows: Vec<&[f32]> = buffer.chunks(self.width).collect();
             for chunk in rows.chunks(max_rows) {
                 self.batches.lock().unwrap().push(chunk.len());
@@ -265,6 +364,7 @@ mod tests {
         capacity: usize,
         fail: bool,
         sleep: Duration,
+        poison: Option<f32>,
     }
 
     impl Default for Setup {
@@ -276,11 +376,17 @@ mod tests {
                 capacity: 16,
                 fail: false,
                 sleep: Duration::ZERO,
+                poison: None,
             }
         }
     }
 
     fn queue(s: Setup) -> (BatchQueue, Arc<Mutex<Vec<usize>>>) {
+        let (q, batches, _) = queue_with_metrics(s);
+        (q, batches)
+    }
+
+    fn queue_with_metrics(s: Setup) -> (BatchQueue, Arc<Mutex<Vec<usize>>>, ModelMetrics) {
         let metrics = Metrics::new().for_model("t");
         let (tx, rx) = crossbeam_channel::bounded(s.capacity);
         let batches = Arc::new(Mutex::new(Vec::new()));
@@ -293,9 +399,14 @@ mod tests {
             batches: batches.clone(),
             fail: s.fail,
             sleep: s.sleep,
+            poison: s.poison,
         };
         spawn_workers("t", vec![runner], rx, settings, metrics.clone()).unwrap();
-        (BatchQueue::new("t", s.capacity, tx, metrics), batches)
+        (
+            BatchQueue::new("t", s.capacity, tx, metrics.clone()),
+            batches,
+            metrics,
+        )
     }
 
     fn rows(values: Vec<f32>) -> ModelInput {
@@ -311,8 +422,13 @@ mod tests {
         });
         let receivers: Vec<_> = (0..5)
             .map(|i| {
-                q.submit(rows(vec![i as f32, 1.0, 2.0 * i as f32, 1.0]), 2, None)
-                    .unwrap()
+                q.submit(
+                    rows(vec![i as f32, 1.0, 2.0 * i as f32, 1.0]),
+                    2,
+                    None,
+                    None,
+                )
+                .unwrap()
             })
             .collect();
         for (i, r) in receivers.into_iter().enumerate() {
@@ -334,7 +450,7 @@ mod tests {
             ..Setup::default()
         });
         let out = q
-            .submit(rows((0..10).map(|v| v as f32).collect()), 10, None)
+            .submit(rows((0..10).map(|v| v as f32).collect()), 10, None, None)
             .unwrap()
             .blocking_recv()
             .unwrap()
@@ -356,7 +472,7 @@ mod tests {
         let mut accepted = Vec::new();
         let mut refused = 0;
         for _ in 0..20 {
-            match q.submit(rows(vec![1.0]), 1, None) {
+            match q.submit(rows(vec![1.0]), 1, None, None) {
                 Ok(r) => accepted.push(r),
                 Err(e) => {
                     assert_eq!(e.code(), "queue_full");
@@ -380,9 +496,64 @@ mod tests {
             fail: true,
             ..Setup::default()
         });
-        let gone = q.submit(rows(vec![1.0]), 1, None).unwrap();
+        let gone = q.submit(rows(vec![1.0]), 1, None, None).unwrap();
         drop(gone);
-        let r = q.submit(rows(vec![1.0]), 1, None).unwrap();
-        assert_eq!(r.blocking_recv().unwrap().unwrap_err(), "boom");
+        let r = q.submit(rows(vec![1.0]), 1, None, None).unwrap();
+        assert_eq!(
+            r.blocking_recv().unwrap().unwrap_err(),
+            JobError::Failed("boom".into())
+        );
+    }
+
+    #[test]
+    fn a_failing_job_is_isolated_and_the_rest_of_its_batch_is_answered() {
+        let (q, batches, metrics) = queue_with_metrics(Setup {
+            delay_ms: 200,
+            poison: Some(13.0),
+            ..Setup::default()
+        });
+        let values = [1.0, 2.0, 13.0, 4.0, 5.0];
+        let receivers: Vec<_> = values
+            .iter()
+            .map(|&v| q.submit(rows(vec![v]), 1, None, None).unwrap())
+            .collect();
+        for (v, r) in values.iter().zip(receivers) {
+            let answer = r.blocking_recv().unwrap();
+            if *v == 13.0 {
+                assert_eq!(
+                    answer.unwrap_err(),
+                    JobError::Failed("row value 13 is poison".into())
+                );
+            } else {
+                assert_eq!(answer.unwrap().values, vec![*v], "job {v}");
+            }
+        }
+        // The batch of five failed once, then four jobs ran alone (the poisoned one failed again).
+        assert_eq!(*batches.lock().unwrap(), vec![1, 1, 1, 1]);
+        assert_eq!(metrics.batch_retries.get(), 1);
+    }
+
+    #[test]
+    fn a_job_past_its_deadline_is_dropped_before_inference() {
+        let (q, batches, metrics) = queue_with_metrics(Setup {
+            delay_ms: 100,
+            ..Setup::default()
+        });
+        let late = crate::batching::Deadline::after(Duration::from_millis(1));
+        let soon = q.submit(rows(vec![1.0]), 1, None, late).unwrap();
+        let fine = crate::batching::Deadline::after(Duration::from_secs(60));
+        let patient = q.submit(rows(vec![2.0]), 1, None, fine).unwrap();
+        assert_eq!(
+            soon.blocking_recv().unwrap().unwrap_err(),
+            JobError::Expired
+        );
+        assert_eq!(patient.blocking_recv().unwrap().unwrap().values, vec![2.0]);
+        assert_eq!(
+            *batches.lock().unwrap(),
+            vec![1],
+            "only the patient job ran"
+        );
+        assert_eq!(metrics.expired.get(), 1);
+        assert_eq!(metrics.cancelled.get(), 0);
     }
 }

@@ -14,7 +14,7 @@ use super::explainer::{Explanation, ModelExplainer};
 use super::session::{self, SessionOptions, TensorInfo, TokenInputs};
 use super::spec::{Batching, ModelKind, ModelSpec};
 use crate::batching::{
-    BatchQueue, BatchRunner, Call, ModelInput, WorkerSettings, concat_rows, spawn_workers,
+    BatchQueue, BatchRunner, Call, JobError, ModelInput, WorkerSettings, concat_rows, spawn_workers,
 };
 use crate::explain::trees::TreeModel;
 use crate::snapshot::{FeatureSnapshot, Layout};
@@ -120,6 +120,8 @@ pub struct ModelRegistry {
     options: SessionOptions,
     models: ArcSwap<BTreeMap<String, Arc<ModelHandle>>>,
     watch: Mutex<HashMap<String, Watch>>,
+    /// Deadline of a scoring request that names none (--default-timeout-ms).
+    default_timeout: Option<Duration>,
 }
 
 /// Outcome of one model reload attempt, for logs and the repository route.
@@ -278,6 +280,41 @@ impl BatchRunner for TextRunner {
     }
 }
 
+/// Refuses a tokenizer that can produce ids past the rows of the graph's embedding table (such ids fail
+/// inference); when the graph does not reveal the table's size, the check is skipped (logged at debug).
+fn check_vocabulary(
+    spec: &ModelSpec,
+    input_ids: &str,
+    encoder: &TextEncoder,
+) -> Result<(), String> {
+    let path = spec.onnx_path();
+    let rows = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| {
+            <crate::explain::onnx::ModelProto as prost::Message>::decode(prost::bytes::Bytes::from(
+                bytes,
+            ))
+            .ok()
+        })
+        .and_then(|graph| crate::text::embedding_rows(&graph, input_ids));
+    let (Some(rows), Some(max_id)) = (rows, encoder.max_id()) else {
+        tracing::debug!(
+            model = %spec.name,
+            graph = %path.display(),
+            "the graph does not reveal the embedding size of '{input_ids}'; tokenizer vocabulary not checked"
+        );
+        return Ok(());
+    };
+    let needed = i64::from(max_id) + 1;
+    if needed > rows {
+        return Err(format!(
+            "the tokenizer can produce token ids up to {max_id} (a vocabulary of {needed}), but the graph's \
+             embedding table for '{input_ids}' has only {rows} rows"
+        ));
+    }
+    Ok(())
+}
+
 /// One runner type for the worker threads, whatever the model's kind.
 enum Runner {
     Features(FeatureRunner),
@@ -367,7 +404,19 @@ impl ModelRegistry {
             options: options.clone(),
             models: ArcSwap::from_pointee(models),
             watch: Mutex::new(HashMap::new()),
+            default_timeout: None,
         })
+    }
+
+    /// Sets the deadline of scoring requests that name none (--default-timeout-ms; None: no deadline).
+    pub fn with_default_timeout(mut self, timeout: Option<Duration>) -> ModelRegistry {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// The deadline of scoring requests that name none.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.default_timeout
     }
 
     /// Loads, checks, warms up and logs one model folder.
@@ -410,7 +459,9 @@ impl ModelRegistry {
         };
         let encoder = match &spec.kind {
             ModelKind::Text(t) => {
-                Some(TextEncoder::load(&t.tokenizer, t.max_length).map_err(fail)?)
+                let encoder = TextEncoder::load(&t.tokenizer, t.max_length).map_err(fail)?;
+                check_vocabulary(&spec, &t.input_ids, &encoder).map_err(fail)?;
+                Some(encoder)
             }
             _ => None,
         };
@@ -727,7 +778,7 @@ impl ModelHandle {
         let rows = probes.len() / width.max(1);
         let output = match self
             .queue
-            .submit(ModelInput::Rows(probes.clone()), rows, None)
+            .submit(ModelInput::Rows(probes.clone()), rows, None, None)
         {
             Ok(receiver) => match receiver.blocking_recv() {
                 Ok(Ok(output)) => output.values,
@@ -781,12 +832,15 @@ impl ModelHandle {
         let width = self.output_width();
         let receiver = self
             .queue
-            .submit(input, 1, None)
+            .submit(input, 1, None, None)
             .map_err(|e| fail(e.to_string()))?;
         let output = receiver
             .blocking_recv()
             .map_err(|_| fail("the batching worker stopped".into()))?
-            .map_err(fail)?;
+            .map_err(|e| match e {
+                JobError::Failed(message) => fail(message),
+                JobError::Expired => fail("the job expired".into()),
+            })?;
         if output.values.len() != width {
             return Err(fail(format!(
                 "expected {width} output values for one row, got {}",

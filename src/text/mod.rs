@@ -5,6 +5,8 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::explain::onnx::{GraphProto, ModelProto};
+
 /// A loaded tokenizer with the model's truncation applied.
 pub struct TextEncoder {
     tokenizer: Tokenizer,
@@ -36,6 +38,55 @@ impl TextEncoder {
     }
 }
 
+impl TextEncoder {
+    /// The largest token id the tokenizer can produce (its vocabulary and added tokens).
+    pub fn max_id(&self) -> Option<u32> {
+        self.tokenizer.get_vocab(true).into_values().max()
+    }
+}
+
+/// Rows of the embedding table that `input_ids` index: the first dimension of the initializer (or Constant)
+/// feeding a `Gather` whose indices are `input_ids` (directly or through Cast/Identity/Reshape/Unsqueeze/
+/// Squeeze/Flatten). None when the graph does not reveal it.
+pub fn embedding_rows(model: &ModelProto, input_ids: &str) -> Option<i64> {
+    let graph = model.graph.as_ref()?;
+    // Values that carry input_ids unchanged (up to type and shape).
+    let mut ids = vec![input_ids.to_string()];
+    for node in &graph.node {
+        let passes = matches!(
+            node.op_type.as_str(),
+            "Cast" | "Identity" | "Reshape" | "Unsqueeze" | "Squeeze" | "Flatten"
+        );
+        if passes && node.input.first().is_some_and(|i| ids.contains(i)) {
+            ids.extend(node.output.iter().cloned());
+        }
+    }
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Gather" && n.domain.is_empty())
+        .filter(|n| n.input.get(1).is_some_and(|i| ids.contains(i)))
+        .filter(|n| n.attr("axis").is_none_or(|a| a.i == 0))
+        .find_map(|n| table_rows(graph, n.input.first()?))
+}
+
+/// First dimension of the constant tensor named `name` (an initializer, or a Constant node's value, possibly
+/// through Identity nodes).
+fn table_rows(graph: &GraphProto, name: &str) -> Option<i64> {
+    if let Some(t) = graph.initializer.iter().find(|t| t.name == name) {
+        return t.dims.first().copied();
+    }
+    let node = graph
+        .node
+        .iter()
+        .find(|n| n.output.iter().any(|o| o == name))?;
+    match node.op_type.as_str() {
+        "Constant" => node.attr("value")?.t.as_ref()?.dims.first().copied(),
+        "Identity" => table_rows(graph, node.input.first()?),
+        _ => None,
+    }
+}
+
 /// Softmax of logits (stable: shifted by the maximum).
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -53,6 +104,25 @@ mod tests {
         let p = softmax(&[1000.0, 1000.0, 998.0]);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!((p[0] - p[1]).abs() < 1e-7 && p[2] < p[0]);
+    }
+
+    fn graph(path: &str) -> ModelProto {
+        let bytes = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+        <ModelProto as prost::Message>::decode(prost::bytes::Bytes::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn the_embedding_table_is_found_behind_input_ids() {
+        let bert = graph("tests/fixtures/tiny-bert/model.onnx");
+        assert_eq!(embedding_rows(&bert, "input_ids"), Some(1500));
+        assert_eq!(embedding_rows(&bert, "no_such_input"), None);
+        let sentiment = graph("models/sentiment/model.onnx");
+        assert_eq!(embedding_rows(&sentiment, "input_ids"), Some(4874));
+        // A graph without an embedding on that input does not reveal it.
+        assert_eq!(
+            embedding_rows(&graph("models/churn/model.onnx"), "input_ids"),
+            None
+        );
     }
 
     #[test]
