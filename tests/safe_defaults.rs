@@ -178,6 +178,35 @@ fn metadata_shows_server_paths_only_to_the_admin_token() {
     server.stop();
 }
 
+/// A server that cannot load its snapshot says why in readiness, naming the file but not where it lives.
+#[test]
+fn readiness_reasons_name_files_not_server_paths() {
+    let dir = TempDir::new("safe-ready");
+    let bad = dir.path().join("customers.parquet");
+    std::fs::write(&bad, b"not parquet").unwrap();
+    let mut cfg = Config::for_tests(models(), dir.path());
+    cfg.admin_token = Some(TOKEN.to_string());
+    let server = crmscore::start(cfg).expect("starts, not ready");
+    let dir_text = dir.path().display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let open = loop {
+        let (status, body) = get_as(&server, "/v2/health/ready", None);
+        assert_eq!(status, 503, "{body}");
+        if body.to_string().contains("customers.parquet") {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load error yet: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!open.to_string().contains(&dir_text), "{open}");
+    let (_, admin) = get_as(&server, "/v2/health/ready", Some(TOKEN));
+    assert!(admin.to_string().contains(&dir_text), "{admin}");
+    server.stop();
+}
+
 /// Without a token (only possible on loopback, or with --allow-open-admin) every caller is the admin: paths show.
 #[test]
 fn without_a_token_on_loopback_paths_show() {
