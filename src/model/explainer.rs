@@ -9,13 +9,9 @@ use crate::explain::trees::{Space, TreeModel};
 use crate::model::spec::MissingPolicy;
 use crate::snapshot::{FeatureSnapshot, Layout};
 
-/// Most snapshot rows an explainer learns from (covers, reference row); a larger snapshot is sampled with a
-/// fixed seed, so the same snapshot always gives the same explanations.
-pub const REFERENCE_ROWS: usize = 100_000;
-/// Seed of the reference sample and of the sampling estimator's permutations.
+/// Seed of the reference sample and of the sampling estimator's permutations: the same snapshot always gives the
+/// same explanations.
 pub const SEED: u64 = 0x5EED_C0DE;
-/// Antithetic permutation pairs of the sampling estimator per explained row.
-pub const PERMUTATION_PAIRS: usize = 64;
 
 /// How a model's scores are explained.
 pub enum Method {
@@ -84,7 +80,8 @@ impl ModelExplainer {
         output_width: usize,
     ) -> Result<ModelExplainer, String> {
         let width = layout.width();
-        let picked = sampling::reference_sample(snapshot.rows(), REFERENCE_ROWS, SEED);
+        let picked =
+            sampling::reference_sample(snapshot.rows(), sampling::DEFAULT_MAX_REFERENCE_ROWS, SEED);
         let mut rows = Vec::with_capacity(picked.len() * width);
         for &row in &picked {
             snapshot.gather(row, layout, &mut rows);
@@ -112,7 +109,7 @@ impl ModelExplainer {
                 }
                 let method = Method::Sampling {
                     reference,
-                    plan: PermutationPlan::new(width, PERMUTATION_PAIRS, SEED),
+                    plan: PermutationPlan::new(width, sampling::DEFAULT_PAIRS, SEED),
                     positive,
                     output_width,
                 };
