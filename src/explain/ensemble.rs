@@ -43,6 +43,22 @@ pub struct FlatNode {
     pub weights: Vec<(usize, f64)>,
 }
 
+impl FlatNode {
+    /// A leaf with these (target, weight) pairs.
+    pub fn leaf(weights: Vec<(usize, f64)>) -> FlatNode {
+        FlatNode {
+            mode: Mode::Leaf,
+            feature: 0,
+            threshold: 0.0,
+            yes: 0,
+            no: 0,
+            missing_true: false,
+            set: 0,
+            weights,
+        }
+    }
+}
+
 /// How the scores of the targets are aggregated over trees (ONNX `aggregate_function`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregate {
@@ -407,16 +423,10 @@ pub fn read_v5(node: &NodeProto) -> Result<FlatEnsemble, ExplainError> {
         });
     }
     for k in 0..n_leaves {
-        nodes.push(FlatNode {
-            mode: Mode::Leaf,
-            feature: 0,
-            threshold: 0.0,
-            yes: 0,
-            no: 0,
-            missing_true: false,
-            set: 0,
-            weights: vec![(index(targets[k], n_targets, "leaf target id")?, weights[k])],
-        });
+        nodes.push(FlatNode::leaf(vec![(
+            index(targets[k], n_targets, "leaf target id")?,
+            weights[k],
+        )]));
     }
     let mut roots = Vec::new();
     for &r in a.ints("tree_roots") {

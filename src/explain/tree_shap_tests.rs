@@ -15,24 +15,13 @@ fn unit(rng: &mut SplitMix64) -> f64 {
 fn grow(rng: &mut SplitMix64, nodes: &mut Vec<FlatNode>, n_features: usize, depth: usize) -> usize {
     let here = nodes.len();
     let leaf = depth == 0 || (depth < 5 && rng.below(4) == 0);
-    nodes.push(FlatNode {
-        mode: Mode::Leaf,
-        feature: 0,
-        threshold: 0.0,
-        yes: 0,
-        no: 0,
-        missing_true: false,
-        set: 0,
-        // Some zero leaves: they are left out of the tables, which must still index their whole subtree.
-        weights: vec![(
-            0,
-            if rng.below(6) == 0 {
-                0.0
-            } else {
-                unit(rng) * 4.0 - 2.0
-            },
-        )],
-    });
+    // Some zero leaves: they are left out of the tables, which must still index their whole subtree.
+    let weight = if rng.below(6) == 0 {
+        0.0
+    } else {
+        unit(rng) * 4.0 - 2.0
+    };
+    nodes.push(FlatNode::leaf(vec![(0, weight)]));
     if leaf {
         return here;
     }
@@ -294,27 +283,9 @@ fn long_paths_use_the_on_the_fly_computation() {
             set: 0,
             weights: vec![],
         });
-        nodes.push(FlatNode {
-            mode: Mode::Leaf,
-            feature: 0,
-            threshold: 0.0,
-            yes: 0,
-            no: 0,
-            missing_true: false,
-            set: 0,
-            weights: vec![(0, j as f64 - 5.0)],
-        });
+        nodes.push(FlatNode::leaf(vec![(0, j as f64 - 5.0)]));
     }
-    nodes.push(FlatNode {
-        mode: Mode::Leaf,
-        feature: 0,
-        threshold: 0.0,
-        yes: 0,
-        no: 0,
-        missing_true: false,
-        set: 0,
-        weights: vec![(0, 9.0)],
-    });
+    nodes.push(FlatNode::leaf(vec![(0, 9.0)]));
     let flat = FlatEnsemble {
         op: Op::Regressor { n_targets: 1 },
         nodes,

@@ -366,16 +366,7 @@ mod tests {
     }
 
     fn leaf(weights: Vec<(usize, f64)>) -> FlatNode {
-        FlatNode {
-            mode: Mode::Leaf,
-            feature: 0,
-            threshold: 0.0,
-            yes: 0,
-            no: 0,
-            missing_true: false,
-            set: 0,
-            weights,
-        }
+        FlatNode::leaf(weights)
     }
 
     fn stump(
