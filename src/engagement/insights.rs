@@ -264,21 +264,16 @@ pub async fn insights(
                 .map(|m| scoring::submit_customers(m, &snapshot, ids, &rows, explain))
                 .transpose()
         };
-    let pending = [
+    let (churn, segmentation, recommender) = (
         submit(&churn, ask.reasons > 0)?,
         submit(&segmentation, false)?,
         submit(&recommender, false)?,
-    ];
-    let mut scored = Vec::with_capacity(3);
-    for p in pending {
-        scored.push(match p {
-            Some(p) => Some(p.wait().await?),
-            None => None,
-        });
-    }
-    let [churn, segmentation, recommender]: [Option<Scored>; 3] = scored
-        .try_into()
-        .map_err(|_| ScoreError::BadRequest("internal: three models expected".into()))?;
+    );
+    let (churn, segmentation, recommender) = (
+        wait(churn).await?,
+        wait(segmentation).await?,
+        wait(recommender).await?,
+    );
     let policy = state.engagement.policies.as_ref().map(PolicyStore::current);
     if policy.is_none() {
         missing.push("policy".into());
@@ -330,6 +325,14 @@ pub async fn insights(
         missing,
         results,
     })
+}
+
+/// The answer of a job that was submitted (None: its model is not served).
+async fn wait(pending: Option<Pending>) -> Result<Option<Scored>, ScoreError> {
+    match pending {
+        Some(p) => Ok(Some(p.wait().await?)),
+        None => Ok(None),
+    }
 }
 
 /// What one request's customers are answered from.
