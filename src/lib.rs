@@ -6,6 +6,7 @@ pub mod config;
 pub mod engagement;
 pub mod error;
 pub mod explain;
+pub mod inference;
 pub mod inspect;
 pub mod model;
 pub mod scoring;

@@ -584,7 +584,7 @@ pub fn recommend(
 }
 
 /// Applies the missing-value policy to one gathered row; Err names the first missing feature it rejects.
-fn apply_missing<'s>(
+pub fn apply_missing<'s>(
     features: &'s [String],
     missing: MissingPolicy,
     row: &mut [f32],

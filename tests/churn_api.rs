@@ -459,7 +459,7 @@ fn bad_v2_input_gets_4xx_with_the_v2_envelope() {
         ("{bad".to_string(), 400, ""),
         (json!({"inputs": []}).to_string(), 400, "exactly one input"),
         (input("x", json!([1, width]), "FP32", json!(row)), 400, "unknown input 'x'"),
-        (input("features", json!([1, width]), "INT64", json!(row)), 400, "FP32 or FP64"),
+        (input("features", json!([1, width]), "COMPLEX64", json!(row)), 400, "FP32 or FP64"),
         (input("features", json!([1, width + 1]), "FP32", json!(row)), 400, "features per row"),
         (input("features", json!([2, width]), "FP32", json!(row)), 400, "needs"),
         (input("features", json!([width]), "FP32", json!(row)), 400, "must be [batch"),

@@ -8,6 +8,9 @@ use serde_json::json;
 use super::dto::{InferInput, InferOutput, InferRequest, InferResponse, TensorMetadata};
 use super::score::timing_headers;
 use crate::error::{ApiError, ScoreError};
+use crate::inference::{
+    self, CONTRIBUTIONS_OUTPUT, InferCall, InputTensor, InputValues, TEXT_INPUT,
+};
 use crate::model::ModelHandle;
 use crate::model::session::TensorInfo;
 use crate::model::spec::ModelKind;
@@ -104,12 +107,6 @@ fn metadata_tensors(
     }
 }
 
-/// Name of the v2 input tensor of text models.
-pub const TEXT_INPUT: &str = "text";
-/// Name of the extra v2 output of tabular models: FP32 [batch, features + 1], each row's contributions with the
-/// base value last (the layout of Triton's FIL backend); computed only when requested by name.
-pub const CONTRIBUTIONS_OUTPUT: &str = "contributions";
-
 /// `GET /v2/models/{model}`
 pub async fn get_model_metadata(
     req: actix_web::HttpRequest,
@@ -163,8 +160,8 @@ pub async fn get_model_ready(
     Ok(HttpResponse::Ok().json(json!({ "name": m.spec.name, "ready": true })))
 }
 
-/// `POST /v2/models/{model}/infer`: feature models take one FP32/FP64 [batch, features] tensor and return their
-/// output (probabilities or item scores); text models take a BYTES [batch] tensor of texts and return logits.
+/// `POST /v2/models/{model}/infer`: feature models take one numeric [batch, features] tensor and return their
+/// output (probabilities, item scores, segment distances); text models take a BYTES [batch] tensor of texts.
 pub async fn post_infer(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -182,66 +179,53 @@ pub async fn post_infer(
     };
     let deadline = scoring::deadline(&state, timeout);
     let m = model(&state, &name)?;
-    let (input_name, output_name) = match &m.spec.kind {
-        ModelKind::Tabular(t) => (t.input.clone(), t.output.clone()),
-        ModelKind::Recommender(r) => (r.input.clone(), r.output.clone()),
-        ModelKind::Segmentation(g) => (g.input.clone(), g.output.clone()),
-        ModelKind::Text(t) => (TEXT_INPUT.to_string(), t.output.clone()),
+    let InferRequest {
+        id,
+        inputs,
+        outputs,
+        ..
+    } = request;
+    let call = InferCall {
+        inputs: inputs.into_iter().map(input_tensor).collect(),
+        outputs: outputs.map(|o| o.into_iter().map(|o| o.name).collect()),
     };
-    let mut served = vec![output_name.as_str()];
-    if matches!(m.spec.kind, ModelKind::Tabular(_)) {
-        served.push(CONTRIBUTIONS_OUTPUT);
-    }
-    let input = single_input(&request, &input_name, &served).map_err(ApiError::v2)?;
-    // Without `outputs` the model's own output is returned; contributions only when asked by name.
-    let wanted = |name: &str| match &request.outputs {
-        Some(outputs) => outputs.iter().any(|o| o.name == name),
-        None => name == output_name,
-    };
-    let scored = match &m.spec.kind {
-        ModelKind::Text(_) => {
-            let texts = text_input(input, state.limits.max_items).map_err(ApiError::v2)?;
-            scoring::classify_texts(&state, m, &texts, deadline).await
-        }
-        _ => {
-            let width = m.spec.feature_columns().len();
-            let (values, rows) =
-                feature_input(input, width, state.limits.max_items).map_err(ApiError::v2)?;
-            let explainer = match wanted(CONTRIBUTIONS_OUTPUT) {
-                true => Some(scoring::explainer(&state, &m).map_err(ApiError::v2)?),
-                false => None,
-            };
-            scoring::score_matrix(m, values, rows, explainer, deadline).await
-        }
-    }
-    .map_err(ApiError::v2)?;
-    let rows = scored.items.len();
-    let mut outputs = Vec::with_capacity(2);
-    if wanted(&output_name) {
-        outputs.push(InferOutput {
-            name: &output_name,
-            shape: vec![rows, scored.width],
+    let inferred = inference::infer(&state, m, call, deadline)
+        .await
+        .map_err(ApiError::v2)?;
+    let outputs = inferred
+        .outputs
+        .iter()
+        .map(|o| InferOutput {
+            name: &o.name,
+            shape: o.shape.clone(),
             datatype: "FP32",
-            data: &scored.outputs,
-        });
-    }
-    if let Some(explained) = &scored.explained {
-        outputs.push(InferOutput {
-            name: CONTRIBUTIONS_OUTPUT,
-            shape: vec![rows, explained.explainer.width + 1],
-            datatype: "FP32",
-            data: &explained.explanation.contributions,
-        });
-    }
+            data: inferred.data(o),
+        })
+        .collect();
+    let scored = &inferred.scored;
     let body = InferResponse {
         model_name: &scored.model.spec.name,
         model_version: &scored.model.spec.version,
-        id: request.id.clone(),
+        id,
         outputs,
     };
     let mut response = HttpResponse::Ok();
-    timing_headers(&mut response, &scored, started);
+    timing_headers(&mut response, scored, started);
     Ok(response.json(body))
+}
+
+/// A JSON input tensor as the inference use case takes it: numbers as f32, strings as texts.
+fn input_tensor(input: InferInput) -> InputTensor {
+    let values = match input.data.strings.is_empty() {
+        true => InputValues::Numbers(input.data.numbers.iter().map(|&v| v as f32).collect()),
+        false => InputValues::Texts(input.data.strings),
+    };
+    InputTensor {
+        name: input.name,
+        datatype: input.datatype,
+        shape: input.shape,
+        values,
+    }
 }
 
 /// The request's `parameters.timeout` in milliseconds (None when absent); it must be a whole number from 1 up.
@@ -258,130 +242,4 @@ fn timeout_parameter(request: &InferRequest) -> Result<Option<u64>, ScoreError> 
                 "parameters.timeout must be a whole number of milliseconds of at least 1, got {value}"
             ))
         })
-}
-
-/// The request's one input, which must be `input_name`; requested outputs must be among `served`.
-fn single_input<'r>(
-    request: &'r InferRequest,
-    input_name: &str,
-    served: &[&str],
-) -> Result<&'r InferInput, ScoreError> {
-    let bad = |msg: String| ScoreError::BadRequest(msg);
-    if let Some(outputs) = &request.outputs
-        && let Some(unknown) = outputs.iter().find(|o| !served.contains(&o.name.as_str()))
-    {
-        return Err(bad(format!(
-            "output '{}' is not served; this model serves {served:?}",
-            unknown.name
-        )));
-    }
-    let [input] = request.inputs.as_slice() else {
-        return Err(bad(format!(
-            "expected exactly one input ('{input_name}'), got {}",
-            request.inputs.len()
-        )));
-    };
-    if input.name != input_name {
-        return Err(bad(format!(
-            "unknown input '{}'; this model's input is '{input_name}'",
-            input.name
-        )));
-    }
-    Ok(input)
-}
-
-/// A BYTES [batch] tensor of texts, as JSON strings.
-fn text_input(input: &InferInput, max_rows: usize) -> Result<Vec<serde_json::Value>, ScoreError> {
-    let bad = |msg: String| ScoreError::BadRequest(msg);
-    if input.datatype != "BYTES" {
-        return Err(bad(format!(
-            "input datatype '{}' is not supported; send BYTES (the texts)",
-            input.datatype
-        )));
-    }
-    let [n] = input.shape.as_slice() else {
-        return Err(bad(format!(
-            "input shape {:?} must be [batch]",
-            input.shape
-        )));
-    };
-    if *n < 1 || *n as usize > max_rows {
-        return Err(bad(format!(
-            "input shape {:?}: batch must be between 1 and {max_rows}",
-            input.shape
-        )));
-    }
-    if !input.data.numbers.is_empty() {
-        return Err(bad(
-            "BYTES data must be strings (the texts), got numbers".into()
-        ));
-    }
-    if input.data.strings.len() != *n as usize {
-        return Err(bad(format!(
-            "input shape {:?} needs {n} strings, data has {}",
-            input.shape,
-            input.data.strings.len()
-        )));
-    }
-    Ok(input
-        .data
-        .strings
-        .iter()
-        .cloned()
-        .map(serde_json::Value::String)
-        .collect())
-}
-
-/// A FP32/FP64 [batch, width] tensor as a row-major f32 matrix and its row count.
-fn feature_input(
-    input: &InferInput,
-    width: usize,
-    max_rows: usize,
-) -> Result<(Vec<f32>, usize), ScoreError> {
-    let bad = |msg: String| ScoreError::BadRequest(msg);
-    if input.datatype != "FP32" && input.datatype != "FP64" {
-        return Err(bad(format!(
-            "input datatype '{}' is not supported; send FP32 or FP64",
-            input.datatype
-        )));
-    }
-    let [n, w] = input.shape.as_slice() else {
-        return Err(bad(format!(
-            "input shape {:?} must be [batch, {width}]",
-            input.shape
-        )));
-    };
-    if *w != width as i64 {
-        return Err(bad(format!(
-            "input shape {:?}: the model takes {width} features per row",
-            input.shape
-        )));
-    }
-    if *n < 1 || *n as usize > max_rows {
-        return Err(bad(format!(
-            "input shape {:?}: batch must be between 1 and {max_rows}",
-            input.shape
-        )));
-    }
-    let rows = *n as usize;
-    if !input.data.strings.is_empty() {
-        return Err(bad(format!(
-            "{} data must be numbers, got strings",
-            input.datatype
-        )));
-    }
-    let data = &input.data.numbers;
-    if !input.data.strings.is_empty() || data.len() != rows * width {
-        return Err(bad(format!(
-            "input shape {:?} needs {} values, data has {}",
-            input.shape,
-            rows * width,
-            data.len()
-        )));
-    }
-    let values: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-    if values.iter().any(|v| v.is_infinite()) {
-        return Err(bad("input data has values out of the float32 range".into()));
-    }
-    Ok((values, rows))
 }
