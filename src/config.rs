@@ -177,6 +177,16 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_INTRA_THREADS", default_value_t = 1)]
     pub intra_threads: usize,
 
+    /// After SIGTERM or SIGINT, how long (milliseconds) the server keeps accepting new connections while
+    /// readiness answers 503 and replies carry `Connection: close`, so a load balancer or Kubernetes takes the
+    /// replica out first; then it stops accepting, finishes in-flight requests (up to --shutdown-timeout-s) and exits 0.
+    #[arg(long, env = "CRMSCORE_SHUTDOWN_GRACE_MS", default_value_t = 5000)]
+    pub shutdown_grace_ms: u64,
+
+    /// After the grace period, the most seconds in-flight requests get to finish before they are dropped.
+    #[arg(long, env = "CRMSCORE_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
+    pub shutdown_timeout_s: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRMSCORE_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
@@ -231,6 +241,8 @@ impl Config {
             poll_ms: 50,
             max_row_drop: 0.5,
             state_dir: None,
+            shutdown_grace_ms: 0,
+            shutdown_timeout_s: 30,
             accept_row_drop_once: false,
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,

@@ -10,6 +10,7 @@ pub mod inference;
 pub mod inspect;
 pub mod model;
 pub mod scoring;
+pub mod shutdown;
 pub mod snapshot;
 pub mod telemetry;
 pub mod text;
@@ -97,6 +98,7 @@ impl RunningServer {
 
     /// Stops accepting, lets in-flight requests finish, and waits.
     pub fn stop(self) {
+        self.state.drain.start();
         self.stopping.store(true, Ordering::Relaxed);
         let handle = self.handle.clone();
         // ServerHandle::stop is async; a throwaway runtime drives it from plain threads and tests.
@@ -108,6 +110,9 @@ impl RunningServer {
 /// Whether the server can answer snapshot requests: Ok holds the staleness reason when the snapshot is stale but
 /// served (serve policy), Err why it cannot (no snapshot, or stale under the refuse policy).
 pub fn ready(state: &AppState) -> Result<Option<String>, String> {
+    if state.drain.is_draining() {
+        return Err("shutting down".into());
+    }
     let snapshot = state
         .snapshots
         .current()
@@ -179,6 +184,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             policy: config.stale_policy,
         },
         admin_token: config.admin_token.clone(),
+        drain: Arc::new(shutdown::Drain::default()),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
@@ -203,6 +209,13 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
                         .request()
                         .app_data::<api::RouteLabel>()
                         .map_or("unmatched", |label| label.0);
+                    let mut res = res;
+                    // Draining: the client opens its next request elsewhere, so no keep-alive reuse races the close.
+                    if state.drain.is_draining() {
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
                     let status = res.status();
                     state.metrics.observe_request(route, method.as_str(), status.as_str(), seconds);
                     // Client errors are the client's business: debug, so a hostile client cannot flood the log.
@@ -234,6 +247,11 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     if let Some(workers) = config.http_workers {
         server = server.workers(workers.max(1));
     }
+    // Our own signal handling: actix stops at once on SIGINT, and never turns readiness off first.
+    let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+    server = server
+        .shutdown_signal(shutdown::on_signal(state.drain.clone(), grace))
+        .shutdown_timeout(config.shutdown_timeout_s);
     let server = server
         .bind(config.bind)
         .map_err(|source| StartError::Bind {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The engagement policy behind insights.
     pub engagement: crate::engagement::insights::Engagement,
+    /// Set when a shutdown signal arrives: readiness turns 503 and replies close their connection.
+    pub drain: Arc<crate::shutdown::Drain>,
 }
 
 /// The staleness rule.
