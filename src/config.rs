@@ -211,6 +211,15 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_MAX_ITEMS_PER_REQUEST", default_value_t = 10_000)]
     pub max_items_per_request: usize,
 
+    /// Most recommended items one request may ask for (customers × k); past it, 413 `reply_too_large`.
+    #[arg(long, env = "CRMSCORE_MAX_RECOMMENDATIONS", default_value_t = 100_000)]
+    pub max_recommendations: usize,
+
+    /// Most output values one request may produce (v2: rows × output width, contributions included; /v1 reasons:
+    /// rows × features); past it, 413 `reply_too_large`.
+    #[arg(long, env = "CRMSCORE_MAX_OUTPUT_VALUES", default_value_t = 1_000_000)]
+    pub max_output_values: usize,
+
     /// Most characters in one text sent to a text model.
     #[arg(long, env = "CRMSCORE_MAX_TEXT_CHARS", default_value_t = 5_000)]
     pub max_text_chars: usize,
@@ -258,6 +267,8 @@ impl Config {
             queue_capacity: None,
             batch_workers: None,
             max_items_per_request: 10_000,
+            max_recommendations: 100_000,
+            max_output_values: 1_000_000,
             max_text_chars: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
             default_timeout_ms: None,

@@ -46,6 +46,10 @@ pub enum ScoreError {
     Inference { model: String, message: String },
     #[error("{0}")]
     NotExplainable(String),
+    #[error("{0}")]
+    ReplyTooLarge(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(
         "the request's deadline of {timeout_ms} ms passed before model '{model}' could answer; it was not scored"
     )]
@@ -73,6 +77,8 @@ impl ScoreError {
             ScoreError::SnapshotRejected(_) => "snapshot_rejected",
             ScoreError::Inference { .. } => "inference_failed",
             ScoreError::NotExplainable(_) => "not_explainable",
+            ScoreError::ReplyTooLarge(_) => "reply_too_large",
+            ScoreError::Internal(_) => "internal",
             ScoreError::DeadlineExceeded { .. } => "deadline_exceeded",
         }
     }
@@ -84,7 +90,9 @@ impl ScoreError {
             }
             ScoreError::NotFound(_) => StatusCode::NOT_FOUND,
             ScoreError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ScoreError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ScoreError::PayloadTooLarge { .. } | ScoreError::ReplyTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ScoreError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ScoreError::UnknownModel(_) => StatusCode::NOT_FOUND,
             ScoreError::WrongModelKind { .. } => StatusCode::BAD_REQUEST,
@@ -95,7 +103,9 @@ impl ScoreError {
             ScoreError::Unauthorized => StatusCode::UNAUTHORIZED,
             ScoreError::ModelLoad(_) => StatusCode::BAD_REQUEST,
             ScoreError::SnapshotRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ScoreError::Inference { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ScoreError::Inference { .. } | ScoreError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ScoreError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }

@@ -170,6 +170,8 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             max_items: config.max_items_per_request,
             max_body_bytes: config.max_body_bytes,
             max_text_chars: config.max_text_chars,
+            max_recommendations: config.max_recommendations,
+            max_output_values: config.max_output_values,
         },
         reloader: SnapshotReloader::new(
             &config.snapshots,

@@ -72,6 +72,22 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most characters in one text.
     pub max_text_chars: usize,
+    /// Most recommended items per request (customers × k).
+    pub max_recommendations: usize,
+    /// Most output values per request (rows × output width).
+    pub max_output_values: usize,
+}
+
+/// Refuses a request whose reply would exceed `limit` (`asked` is what it would produce, `what` says of what and
+/// how it was counted, `flag` the setting that raises the limit).
+pub fn check_reply(asked: usize, limit: usize, what: &str, flag: &str) -> Result<(), ScoreError> {
+    match asked <= limit {
+        true => Ok(()),
+        false => Err(ScoreError::ReplyTooLarge(format!(
+            "this request asks for {asked} {what}; at most {limit} are answered per request ({flag}): split it \
+             into smaller requests"
+        ))),
+    }
 }
 
 /// A per-item failure inside a successful batch reply.
@@ -751,7 +767,15 @@ mod tests {
             max_items: 3,
             max_body_bytes: 10,
             max_text_chars: 10,
+            max_recommendations: 10,
+            max_output_values: 10,
         };
+        assert!(check_reply(10, 10, "items", "--flag").is_ok());
+        let err = check_reply(11, 10, "items (1 × 11)", "--flag").unwrap_err();
+        assert!(matches!(err, ScoreError::ReplyTooLarge(_)));
+        assert!(
+            err.to_string().contains("11 items (1 × 11)") && err.to_string().contains("at most 10")
+        );
         assert!(
             check_count("ids", 0, &limits)
                 .unwrap_err()

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engagement::insights::{self, Ask};
 use crate::error::{ApiError, ScoreError};
-use crate::scoring::AppState;
+use crate::scoring::{self, AppState};
 use crate::snapshot::CustomerId;
 
 /// Offers per customer when the request does not say.
@@ -65,10 +65,30 @@ pub async fn post_insights(
     let started = Instant::now();
     let body = body.into_inner();
     let ask = ask(body.k, body.reasons)?;
+    let n = body.customer_ids.len();
+    let limits = &state.limits;
+    let offers = n.saturating_mul(ask.offers);
+    let what = format!("offers ({n} customers × k={})", ask.offers);
+    scoring::check_reply(
+        offers,
+        limits.max_recommendations,
+        &what,
+        "--max-recommendations",
+    )?;
+    let reasons = n.saturating_mul(ask.reasons);
+    let what = format!("reasons ({n} customers × {})", ask.reasons);
+    scoring::check_reply(
+        reasons,
+        limits.max_output_values,
+        &what,
+        "--max-output-values",
+    )?;
     let reply = insights::insights(&state, &body.customer_ids, ask).await?;
+    let body = super::shape::run(offers + reasons, move || super::shape::json(&reply)).await??;
     Ok(HttpResponse::Ok()
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
-        .json(reply))
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body))
 }
 
 /// `GET /v1/customers/{id}/insights`: the same for one customer; 404 when the customer is unknown and no

@@ -6,6 +6,7 @@ mod health;
 mod insights;
 mod metrics;
 mod score;
+mod shape;
 mod snapshot_info;
 mod v2;
 

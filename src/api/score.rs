@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+
+use super::shape;
 
 use super::dto::{
     ChurnResult, ExplainDepth, ExplanationInfo, ItemKey, ModelRef, Reason, RecommendationResult,
@@ -126,20 +129,33 @@ async fn score(
         .into());
     }
     let explain = depth.is_some();
-    let response = match body.validate(kind)? {
+    let limits = &state.limits;
+    let (scored, body) = match body.validate(kind)? {
         ScoreInput::Customers(ids) => {
+            check_reasons(limits, ids.len(), &model, depth)?;
             let scored = scoring::score_customers(state, model, &ids, explain, deadline).await?;
-            match kind {
-                "segmentation" => segment_reply(&scored, Some(&ids), started),
-                _ => tabular_reply(&scored, Some(&ids), churn, depth, started),
-            }
+            let work = scored.items.len() * row_work(&scored, depth);
+            shape::run(work, move || {
+                let body = match kind {
+                    "segmentation" => segment_reply(&scored, Some(&ids)),
+                    _ => tabular_reply(&scored, Some(&ids), churn, depth),
+                };
+                (scored, body)
+            })
+            .await?
         }
         ScoreInput::Rows(rows) => {
+            check_reasons(limits, rows.len(), &model, depth)?;
             let scored = scoring::score_rows(state, model, &rows, explain, deadline).await?;
-            match kind {
-                "segmentation" => segment_reply(&scored, None, started),
-                _ => tabular_reply(&scored, None, churn, depth, started),
-            }
+            let work = scored.items.len() * row_work(&scored, depth);
+            shape::run(work, move || {
+                let body = match kind {
+                    "segmentation" => segment_reply(&scored, None),
+                    _ => tabular_reply(&scored, None, churn, depth),
+                };
+                (scored, body)
+            })
+            .await?
         }
         ScoreInput::Recommend {
             customer_ids,
@@ -156,16 +172,67 @@ async fn score(
                     ScoreError::BadRequest(format!("'k' must be between 1 and {max_k}")).into(),
                 );
             }
+            let asked = customer_ids.len().saturating_mul(k);
+            let what = format!(
+                "recommended items ({} customers × k={k})",
+                customer_ids.len()
+            );
+            scoring::check_reply(
+                asked,
+                limits.max_recommendations,
+                &what,
+                "--max-recommendations",
+            )?;
             let scored =
                 scoring::score_customers(state, model, &customer_ids, false, deadline).await?;
-            recommendation_reply(&scored, &customer_ids, k, exclude_owned, started)
+            shape::run(asked, move || {
+                let body = recommendation_reply(&scored, &customer_ids, k, exclude_owned);
+                (scored, body)
+            })
+            .await?
         }
         ScoreInput::Texts(texts) => {
             let scored = scoring::classify_texts(state, model, &texts, deadline).await?;
-            text_reply(&scored, started)
+            let work = scored.items.len() * scored.width;
+            shape::run(work, move || {
+                let body = text_reply(&scored);
+                (scored, body)
+            })
+            .await?
         }
     };
-    Ok(response)
+    Ok(json_reply(&scored, body?, started))
+}
+
+/// Refuses reasons for more values (rows × features) than `--max-output-values` allows.
+fn check_reasons(
+    limits: &scoring::Limits,
+    rows: usize,
+    model: &crate::model::ModelHandle,
+    depth: Option<ExplainDepth>,
+) -> Result<(), ScoreError> {
+    let per_row = match depth {
+        None => return Ok(()),
+        Some(ExplainDepth::Top(k)) => k.min(model.spec.feature_columns().len()),
+        Some(ExplainDepth::All) => model.spec.feature_columns().len(),
+    };
+    let what = format!("reasons ({rows} rows × {per_row})");
+    scoring::check_reply(
+        rows.saturating_mul(per_row),
+        limits.max_output_values,
+        &what,
+        "--max-output-values",
+    )
+}
+
+/// Values shaped per row of a reply: the model's outputs plus its reasons.
+fn row_work(scored: &Scored, depth: Option<ExplainDepth>) -> usize {
+    let reasons = match (depth, &scored.explained) {
+        (Some(ExplainDepth::Top(k)), Some(_)) => k,
+        (Some(ExplainDepth::All), Some(e)) => e.explainer.width,
+        _ => 0,
+    };
+    scored.width + reasons
 }
 
 fn key<'a>(ids: Option<&'a [CustomerId]>, i: usize) -> ItemKey<'a> {
@@ -239,10 +306,9 @@ fn tabular_reply(
     ids: Option<&[CustomerId]>,
     churn: bool,
     depth: Option<ExplainDepth>,
-    started: Instant,
-) -> HttpResponse {
+) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Tabular(t) = &scored.model.spec.kind else {
-        return reply(scored, Vec::<()>::new(), started);
+        return reply(scored, Vec::<()>::new());
     };
     let spec = &scored.model.spec;
     let reasons_of = |row: usize| match (scored.explained.as_ref(), depth) {
@@ -276,7 +342,7 @@ fn tabular_reply(
                 },
             })
             .collect();
-        return reply(scored, results, started);
+        return reply(scored, results);
     }
     let results: Vec<TabularResult> = outcomes
         .map(|(key, outcome)| match outcome {
@@ -311,12 +377,12 @@ fn tabular_reply(
             },
         })
         .collect();
-    reply(scored, results, started)
+    reply(scored, results)
 }
 
-fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>, started: Instant) -> HttpResponse {
+fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Segmentation(g) = &scored.model.spec.kind else {
-        return reply(scored, Vec::<()>::new(), started);
+        return reply(scored, Vec::<()>::new());
     };
     let results: Vec<SegmentResult> = scored
         .items
@@ -346,7 +412,7 @@ fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>, started: Instant) 
             },
         })
         .collect();
-    reply(scored, results, started)
+    reply(scored, results)
 }
 
 fn recommendation_reply(
@@ -354,10 +420,9 @@ fn recommendation_reply(
     ids: &[CustomerId],
     k: usize,
     exclude_owned: bool,
-    started: Instant,
-) -> HttpResponse {
+) -> Result<Vec<u8>, ScoreError> {
     let Some(catalogue) = scored.model.catalogue.as_ref() else {
-        return reply(scored, Vec::<()>::new(), started);
+        return reply(scored, Vec::<()>::new());
     };
     let results: Vec<RecommendationResult> = scoring::recommend(scored, k, exclude_owned)
         .into_iter()
@@ -394,12 +459,12 @@ fn recommendation_reply(
             },
         })
         .collect();
-    reply(scored, results, started)
+    reply(scored, results)
 }
 
-fn text_reply(scored: &Scored, started: Instant) -> HttpResponse {
+fn text_reply(scored: &Scored) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Text(t) = &scored.model.spec.kind else {
-        return reply(scored, Vec::<()>::new(), started);
+        return reply(scored, Vec::<()>::new());
     };
     let results: Vec<TextResult> = scored
         .items
@@ -418,7 +483,7 @@ fn text_reply(scored: &Scored, started: Instant) -> HttpResponse {
             }
         })
         .collect();
-    reply(scored, results, started)
+    reply(scored, results)
 }
 
 /// Index of the largest value (the first on ties).
@@ -429,7 +494,7 @@ fn argmax(values: &[f32]) -> usize {
         .fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
 }
 
-fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>, started: Instant) -> HttpResponse {
+fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>) -> Result<Vec<u8>, ScoreError> {
     let body = ScoreReply {
         model: ModelRef {
             name: &scored.model.spec.name,
@@ -440,9 +505,14 @@ fn reply<R: serde::Serialize>(scored: &Scored, results: Vec<R>, started: Instant
         explanation: explanation_info(scored),
         results,
     };
+    shape::json(&body)
+}
+
+/// A 200 JSON reply of shaped bytes, with the timing headers.
+fn json_reply(scored: &Scored, body: Vec<u8>, started: Instant) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     timing_headers(&mut response, scored, started);
-    response.json(body)
+    response.content_type(ContentType::json()).body(body)
 }
 
 /// Where the time went, as TEI reports it.

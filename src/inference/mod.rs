@@ -111,6 +111,20 @@ pub fn output_name(model: &ModelHandle) -> &str {
     }
 }
 
+/// Values per row of the model's own output: the graph's fixed last dimension, else the catalogue's size (the
+/// recommender scores every item); None when unknown before scoring.
+pub fn output_width(model: &ModelHandle) -> Option<usize> {
+    let own = output_name(model);
+    let fixed = model
+        .outputs
+        .iter()
+        .find(|t| t.name == own)
+        .and_then(|t| t.shape.last())
+        .and_then(|&d| usize::try_from(d).ok())
+        .filter(|&d| d > 0);
+    fixed.or_else(|| model.catalogue.as_ref().map(|c| c.len()))
+}
+
 /// Every output name a v2 client may ask `model` for.
 pub fn served_outputs(model: &ModelHandle) -> Vec<&str> {
     let mut served = vec![output_name(model)];
@@ -147,6 +161,23 @@ pub async fn infer(
         Some(outputs) => outputs.iter().any(|o| o == name),
         None => name == own,
     };
+    let rows = input
+        .shape
+        .first()
+        .map_or(0, |&n| usize::try_from(n).unwrap_or(0));
+    let per_row = output_width(&model).unwrap_or(0)
+        + match wanted(CONTRIBUTIONS_OUTPUT) {
+            true => model.spec.feature_columns().len() + 1,
+            false => 0,
+        };
+    let what = format!("output values ({rows} rows × {per_row})");
+    let limit = state.limits.max_output_values;
+    scoring::check_reply(
+        rows.saturating_mul(per_row),
+        limit,
+        &what,
+        "--max-output-values",
+    )?;
     let scored = match &model.spec.kind {
         ModelKind::Text(_) => {
             let texts = text_input(input, state.limits.max_items)?;
