@@ -153,6 +153,13 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// File of API keys, one `name:sha256hex(key)` per line (blank lines and `#` comments allowed). When set, every
+    /// route but /v2/health/live and /v2/health/ready needs `Authorization: Bearer <key>` (the admin and repository
+    /// routes take --admin-token instead). Reloaded when it changes; a bad edit keeps the served keys. A bad file
+    /// at start is refused. Unset: no keys needed.
+    #[arg(long, env = "CRMSCORE_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
     /// Start without --admin-token on a non-loopback --bind, leaving the admin and repository routes (and server
     /// file paths in metadata) open to every client that reaches the port.
     #[arg(long, env = "CRMSCORE_ALLOW_OPEN_ADMIN")]
@@ -235,6 +242,7 @@ impl Config {
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,
             admin_token: None,
+            api_keys_file: None,
             allow_open_admin: false,
             access_log: false,
             onnxruntime_lib: None,

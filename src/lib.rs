@@ -1,6 +1,7 @@
 //! crmscore: scores CRM customers (churn and more) from ONNX models and a Parquet feature snapshot, over HTTP.
 
 pub mod api;
+pub mod api_keys;
 pub mod batching;
 pub mod config;
 pub mod engagement;
@@ -45,6 +46,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error(transparent)]
     Policy(#[from] engagement::PolicyError),
+    #[error(transparent)]
+    ApiKeys(#[from] api_keys::KeyFileError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -120,6 +123,15 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     check_safe(&config)?;
+    // The keys file is checked before the models load, so a typo fails in milliseconds.
+    let api_keys = match &config.api_keys_file {
+        Some(path) => {
+            let store = api_keys::KeyStore::open(path)?;
+            tracing::info!(file = %path.display(), keys = store.len(), "API keys required");
+            Some(store)
+        }
+        None => None,
+    };
     if config.admin_token.is_none() && !config.bind.ip().to_canonical().is_loopback() {
         tracing::warn!(bind = %config.bind, "--allow-open-admin: the admin and repository routes are open to every client");
     }
@@ -178,6 +190,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             policy: config.stale_policy,
         },
         admin_token: config.admin_token.clone(),
+        api_keys,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
@@ -257,9 +270,13 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// One rescan of the snapshots path, then of the model folders (a new model version is checked against the
-/// snapshot just served).
+/// One rescan of the API keys file, the snapshots path, then the model folders (a new model version is checked
+/// against the snapshot just served).
 pub fn rescan(state: &AppState) {
+    // First: a cheap read, not to be held up by a long snapshot load.
+    if let Some(keys) = &state.api_keys {
+        api_keys::reload(keys, &state.metrics.api_keys);
+    }
     let columns = state.models.feature_columns();
     let owned = state.models.owned_column();
     state

@@ -34,6 +34,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The engagement policy behind insights.
     pub engagement: crate::engagement::insights::Engagement,
+    /// The API keys every keyed route needs (None: no keys needed).
+    pub api_keys: Option<crate::api_keys::KeyStore>,
 }
 
 /// The staleness rule.
