@@ -13,6 +13,7 @@ pub mod scoring;
 pub mod snapshot;
 pub mod telemetry;
 pub mod text;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub enum StartError {
     Policy(#[from] engagement::PolicyError),
     #[error(transparent)]
     ApiKeys(#[from] api_keys::KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -123,7 +126,8 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     check_safe(&config)?;
-    // The keys file is checked before the models load, so a typo fails in milliseconds.
+    // Files the operator named are checked before the models load, so a typo fails in milliseconds.
+    let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
     let api_keys = match &config.api_keys_file {
         Some(path) => {
             let store = api_keys::KeyStore::open(path)?;
@@ -246,12 +250,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     if let Some(workers) = config.http_workers {
         server = server.workers(workers.max(1));
     }
-    let server = server
-        .bind(config.bind)
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(config.bind, tls),
+        None => server.bind(config.bind),
+    }
+    .map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let addr = server.addrs().first().copied().unwrap_or(config.bind);
     state.metrics.up.set(1);
     let server = server.run();
@@ -260,7 +266,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         .name("http".into())
         .spawn(move || actix_web::rt::System::new().block_on(server))
         .map_err(StartError::Thread)?;
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, tls = config.tls_cert.is_some(), "listening");
     Ok(RunningServer {
         addr,
         state,
