@@ -153,6 +153,22 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// File of API keys, one `name:sha256hex(key)` per line (blank lines and `#` comments allowed). When set, every
+    /// route but /v2/health/live and /v2/health/ready needs `Authorization: Bearer <key>` (the admin and repository
+    /// routes take --admin-token instead). Reloaded when it changes; a bad edit keeps the served keys. A bad file
+    /// at start is refused. Unset: no keys needed.
+    #[arg(long, env = "CRMSCORE_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// TLS certificate chain (PEM, server certificate first). With --tls-key the port speaks HTTPS only (HTTP/1.1
+    /// and HTTP/2 by ALPN). Unset: plain HTTP.
+    #[arg(long, env = "CRMSCORE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CRMSCORE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Start without --admin-token on a non-loopback --bind, leaving the admin and repository routes (and server
     /// file paths in metadata) open to every client that reaches the port.
     #[arg(long, env = "CRMSCORE_ALLOW_OPEN_ADMIN")]
@@ -256,6 +272,9 @@ impl Config {
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,
             admin_token: None,
+            api_keys_file: None,
+            tls_cert: None,
+            tls_key: None,
             allow_open_admin: false,
             access_log: false,
             onnxruntime_lib: None,
@@ -317,5 +336,25 @@ mod tests {
         };
         assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
         assert!(cfg.accept_row_drop_once);
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let half = Cli::try_parse_from(["crmscore", "serve", "--tls-cert", "c.pem"]);
+        assert!(half.unwrap_err().to_string().contains("--tls-key"));
+        let cli = Cli::try_parse_from([
+            "crmscore",
+            "serve",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .unwrap();
+        let Command::Serve(cfg) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(cfg.tls_key, Some(PathBuf::from("k.pem")));
+        assert!(cfg.api_keys_file.is_none());
     }
 }

@@ -38,6 +38,9 @@ pub enum ScoreError {
     Stale(String),
     #[error("this route needs the admin token: send 'Authorization: Bearer <token>'")]
     Unauthorized,
+    /// A missing or invalid API key (`--api-keys-file`).
+    #[error(transparent)]
+    ApiKey(#[from] crate::api_keys::AuthError),
     #[error("{0}")]
     ModelLoad(String),
     #[error("{0}")]
@@ -72,7 +75,7 @@ impl ScoreError {
             ScoreError::ModelUnavailable(_) => "model_unavailable",
             ScoreError::NotReady(_) => "not_ready",
             ScoreError::Stale(_) => "snapshot_stale",
-            ScoreError::Unauthorized => "unauthorized",
+            ScoreError::Unauthorized | ScoreError::ApiKey(_) => "unauthorized",
             ScoreError::ModelLoad(_) => "model_load_failed",
             ScoreError::SnapshotRejected(_) => "snapshot_rejected",
             ScoreError::Inference { .. } => "inference_failed",
@@ -100,7 +103,7 @@ impl ScoreError {
             | ScoreError::ModelUnavailable(_)
             | ScoreError::NotReady(_)
             | ScoreError::Stale(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ScoreError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ScoreError::Unauthorized | ScoreError::ApiKey(_) => StatusCode::UNAUTHORIZED,
             ScoreError::ModelLoad(_) => StatusCode::BAD_REQUEST,
             ScoreError::SnapshotRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ScoreError::Inference { .. } | ScoreError::Internal(_) => {
@@ -175,6 +178,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(after) = self.error.retry_after() {
             response.insert_header((header::RETRY_AFTER, after.as_secs().to_string()));
+        }
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            // RFC 9110: a 401 names the scheme the client should use.
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         match self.protocol {
             Protocol::V1 => response.json(serde_json::json!({

@@ -1,6 +1,7 @@
 //! crmscore: scores CRM customers (churn and more) from ONNX models and a Parquet feature snapshot, over HTTP.
 
 pub mod api;
+pub mod api_keys;
 pub mod batching;
 pub mod config;
 pub mod engagement;
@@ -14,6 +15,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod telemetry;
 pub mod text;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,10 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error(transparent)]
     Policy(#[from] engagement::PolicyError),
+    #[error(transparent)]
+    ApiKeys(#[from] api_keys::KeyFileError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -126,6 +132,16 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     check_safe(&config)?;
+    // Files the operator named are checked before the models load, so a typo fails in milliseconds.
+    let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+    let api_keys = match &config.api_keys_file {
+        Some(path) => {
+            let store = api_keys::KeyStore::open(path)?;
+            tracing::info!(file = %path.display(), keys = store.len(), "API keys required");
+            Some(store)
+        }
+        None => None,
+    };
     if config.admin_token.is_none() && !config.bind.ip().to_canonical().is_loopback() {
         tracing::warn!(bind = %config.bind, "--allow-open-admin: the admin and repository routes are open to every client");
     }
@@ -187,6 +203,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         },
         admin_token: config.admin_token.clone(),
         drain: Arc::new(shutdown::Drain::default()),
+        api_keys,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
@@ -254,12 +271,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     server = server
         .shutdown_signal(shutdown::on_signal(state.drain.clone(), grace))
         .shutdown_timeout(config.shutdown_timeout_s);
-    let server = server
-        .bind(config.bind)
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(config.bind, tls),
+        None => server.bind(config.bind),
+    }
+    .map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     let addr = server.addrs().first().copied().unwrap_or(config.bind);
     state.metrics.up.set(1);
     let server = server.run();
@@ -268,7 +287,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         .name("http".into())
         .spawn(move || actix_web::rt::System::new().block_on(server))
         .map_err(StartError::Thread)?;
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, tls = config.tls_cert.is_some(), "listening");
     Ok(RunningServer {
         addr,
         state,
@@ -278,9 +297,13 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// One rescan of the snapshots path, then of the model folders (a new model version is checked against the
-/// snapshot just served).
+/// One rescan of the API keys file, the snapshots path, then the model folders (a new model version is checked
+/// against the snapshot just served).
 pub fn rescan(state: &AppState) {
+    // First: a cheap read, not to be held up by a long snapshot load.
+    if let Some(keys) = &state.api_keys {
+        api_keys::reload(keys, &state.metrics.api_keys);
+    }
     let columns = state.models.feature_columns();
     let owned = state.models.owned_column();
     state

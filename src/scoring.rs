@@ -36,6 +36,8 @@ pub struct AppState {
     pub engagement: crate::engagement::insights::Engagement,
     /// Set when a shutdown signal arrives: readiness turns 503 and replies close their connection.
     pub drain: Arc<crate::shutdown::Drain>,
+    /// The API keys every keyed route needs (None: no keys needed).
+    pub api_keys: Option<crate::api_keys::KeyStore>,
 }
 
 /// The staleness rule.

@@ -84,6 +84,67 @@ pub struct Metrics {
     pub up: IntGauge,
     /// Always 1; the labels say what runs (see [`Metrics::set_build_info`]).
     build_info: IntGaugeVec,
+    /// API-key authentication.
+    pub api_keys: ApiKeyMetrics,
+}
+
+/// Metrics of API-key authentication: by key name, never the key.
+pub struct ApiKeyMetrics {
+    /// Requests let through, by key name.
+    pub requests: IntCounterVec,
+    /// Requests refused with 401, by reason (`missing`, `invalid`).
+    pub rejected: IntCounterVec,
+    /// Keys files loaded after a change.
+    pub loads: IntCounter,
+    /// Keys file edits refused (the served keys stay).
+    pub load_failures: IntCounter,
+    /// 1 while the keys file on disk is refused and older keys serve.
+    pub file_refused: IntGauge,
+}
+
+impl ApiKeyMetrics {
+    fn new() -> ApiKeyMetrics {
+        let counter =
+            |name, help| IntCounter::new(name, help).expect("static metric definition is valid");
+        ApiKeyMetrics {
+            requests: counter_vec(
+                "crmscore_api_key_requests_total",
+                "Requests let through by API key, by key name",
+                &["key"],
+            ),
+            rejected: counter_vec(
+                "crmscore_api_key_rejected_total",
+                "Requests refused with 401 for a missing or invalid API key",
+                &["reason"],
+            ),
+            loads: counter(
+                "crmscore_api_keys_loads_total",
+                "API keys files loaded after a change",
+            ),
+            load_failures: counter(
+                "crmscore_api_keys_load_failures_total",
+                "API keys file edits refused (the served keys stay)",
+            ),
+            file_refused: IntGauge::new(
+                "crmscore_api_keys_file_refused",
+                "1 while the API keys file on disk is refused and older keys serve",
+            )
+            .expect("static metric definition is valid"),
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
+        let all: [Box<dyn Collector>; 5] = [
+            Box::new(self.requests.clone()),
+            Box::new(self.rejected.clone()),
+            Box::new(self.loads.clone()),
+            Box::new(self.load_failures.clone()),
+            Box::new(self.file_refused.clone()),
+        ];
+        for c in all {
+            registry.register(c).expect("metric names are unique");
+        }
+    }
 }
 
 /// The per-model handles a batching worker records into.
@@ -254,8 +315,10 @@ impl Metrics {
                 &["version", "git_commit", "onnxruntime_version"],
             )
             .expect("static metric definition is valid"),
+            api_keys: ApiKeyMetrics::new(),
         };
         let r = &m.registry;
+        m.api_keys.register(r);
         let all: [Box<dyn Collector>; 25] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),

@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers that validate, call `scoring`, and shape the reply.
 
 mod admin;
+mod auth;
 pub mod dto;
 mod health;
 mod insights;
@@ -10,7 +11,10 @@ mod shape;
 mod snapshot_info;
 mod v2;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::JsonPayloadError;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ApiError, Protocol, ScoreError};
@@ -63,18 +67,29 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             ),
     )
     .service(resource("/metrics").route(web::get().to(metrics::get_metrics)))
-    .default_service(web::to(not_found));
+    .default_service(web::to(not_found).wrap(from_fn(auth::require_api_key)));
 }
 
-/// A resource at `pattern` (its full path; the scope's prefix is cut off here), labelled for metrics, whose
-/// wrong-method answer is our JSON 405, not an empty body.
-fn resource(pattern: &'static str) -> Resource {
+/// A resource at `pattern` (its full path; the scope's prefix is cut off here), labelled for metrics, behind the
+/// API-key check (which lets the open routes through), whose wrong-method answer is our JSON 405, not an empty body.
+fn resource(
+    pattern: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     let within_scope = ["/v1", "/v2"]
         .into_iter()
         .find_map(|scope| pattern.strip_prefix(scope))
         .unwrap_or(pattern);
     web::resource(within_scope)
         .app_data(RouteLabel(pattern))
+        .wrap(from_fn(auth::require_api_key))
         .default_service(web::to(method_not_allowed))
 }
 
