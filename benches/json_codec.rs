@@ -158,7 +158,8 @@ fn bench(c: &mut Criterion) {
                 name: &tabular.output,
                 shape: vec![1, data.len()],
                 datatype: "FP32",
-                data: &data,
+                parameters: None,
+                data: Some(&data),
             }],
         })
         .expect("reply serialises")

@@ -166,6 +166,8 @@ pub struct ModelMetrics {
     pub expired: IntCounter,
     /// Failed batches rerun job by job to isolate the failing job.
     pub batch_retries: IntCounter,
+    /// Triton-style statistics of this model version (fresh for each load, shared by its queue and workers).
+    pub stats: std::sync::Arc<crate::batching::stats::InferenceStats>,
 }
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
@@ -363,6 +365,7 @@ impl Metrics {
             cancelled: self.cancelled.with_label_values(&[model]),
             expired: self.expired.with_label_values(&[model]),
             batch_retries: self.batch_retries.with_label_values(&[model]),
+            stats: Default::default(),
         }
     }
 

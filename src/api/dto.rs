@@ -298,13 +298,13 @@ pub struct ChurnResult<'a> {
     pub error: Option<ErrorBody<'a>>,
 }
 
-/// KServe v2 inference request.
+/// KServe v2 inference request (the JSON header of a binary one).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// Echoed in the reply.
     pub id: Option<String>,
-    /// Accepted and ignored.
+    /// `timeout` (ms) and `binary_data_output` are read; others are ignored.
     #[serde(default)]
     pub parameters: Option<Value>,
     /// Input tensors.
@@ -324,11 +324,13 @@ pub struct InferInput {
     pub shape: Vec<i64>,
     /// v2 datatype, e.g. "FP32".
     pub datatype: String,
-    /// Accepted and ignored.
+    /// `binary_data_size` (the tensor's bytes after the JSON header) is read; others are ignored.
     #[serde(default)]
     pub parameters: Option<Value>,
-    /// Row-major values, flat or nested: numbers, or strings for BYTES.
-    pub data: TensorData,
+    /// Row-major values, flat or nested: numbers (`null` for a missing value), or strings for BYTES. Absent when
+    /// the tensor travels as binary data.
+    #[serde(default)]
+    pub data: Option<TensorData>,
 }
 
 /// One requested v2 output.
@@ -337,7 +339,7 @@ pub struct InferInput {
 pub struct RequestedOutput {
     /// Tensor name.
     pub name: String,
-    /// Accepted and ignored.
+    /// `binary_data` (reply with this output as binary data) is read; others are ignored.
     #[serde(default)]
     pub parameters: Option<Value>,
 }
@@ -365,8 +367,19 @@ pub struct InferOutput<'a> {
     pub shape: Vec<usize>,
     /// v2 datatype.
     pub datatype: &'static str,
-    /// Row-major values.
-    pub data: &'a [f32],
+    /// `binary_data_size` when the values follow the JSON header as binary data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<OutputParameters>,
+    /// Row-major values (absent when they travel as binary data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a [f32]>,
+}
+
+/// Parameters of a v2 output tensor sent as binary data.
+#[derive(Debug, Serialize)]
+pub struct OutputParameters {
+    /// Bytes of the tensor's data after the JSON header.
+    pub binary_data_size: usize,
 }
 
 /// Name, datatype and shape of a tensor in v2 model metadata.
@@ -380,7 +393,8 @@ pub struct TensorMetadata {
     pub shape: Vec<i64>,
 }
 
-/// v2 tensor data, flattened from any nesting in row-major order: numbers, or strings (BYTES).
+/// v2 tensor data, flattened from any nesting in row-major order: numbers (`null` is NaN, a missing value), or
+/// strings (BYTES).
 #[derive(Debug, Default, PartialEq)]
 pub struct TensorData {
     /// Numeric elements.
@@ -394,7 +408,9 @@ impl<'de> Deserialize<'de> for TensorData {
         let mut data = TensorData::default();
         d.deserialize_seq(Flatten(&mut data, 0))?;
         if !data.numbers.is_empty() && !data.strings.is_empty() {
-            return Err(de::Error::custom("data mixes numbers and strings"));
+            return Err(de::Error::custom(
+                "data mixes numbers (or null) and strings",
+            ));
         }
         Ok(data)
     }
@@ -454,6 +470,11 @@ impl<'de> Visitor<'de> for Element<'_> {
         self.0.strings.push(v.to_string());
         Ok(())
     }
+    /// `null`: a missing value, handled by the model's missing-value policy.
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.numbers.push(f64::NAN);
+        Ok(())
+    }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         Flatten(self.0, self.1).visit_seq(seq)
     }
@@ -472,7 +493,10 @@ mod tests {
         let texts: TensorData = serde_json::from_str(r#"["a", ["b"]]"#).unwrap();
         assert_eq!(texts.strings, vec!["a", "b"]);
         assert!(serde_json::from_str::<TensorData>(r#"[1, "2"]"#).is_err());
-        assert!(serde_json::from_str::<TensorData>("[1, null]").is_err());
+        assert!(serde_json::from_str::<TensorData>(r#"["a", null]"#).is_err());
+        let missing: TensorData = serde_json::from_str("[[1, null], [null, 2]]").unwrap();
+        assert_eq!(missing.numbers.len(), 4);
+        assert!(missing.numbers[1].is_nan() && missing.numbers[2].is_nan());
         assert!(serde_json::from_str::<TensorData>("3").is_err());
     }
 

@@ -2,10 +2,14 @@
 
 mod admin;
 mod auth;
+mod binary;
 pub mod dto;
 mod health;
 mod insights;
 mod metrics;
+mod model_config;
+mod model_stats;
+mod non_finite;
 mod score;
 mod shape;
 mod snapshot_info;
@@ -31,12 +35,39 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     cfg.service(
         web::scope("/v2")
             .app_data(json_config(Protocol::V2, max_body_bytes))
+            .app_data(web::PayloadConfig::new(max_body_bytes))
             .service(resource("/v2/models/{model}/infer").route(web::post().to(v2::post_infer)))
+            .service(
+                resource("/v2/models/{model}/versions/{version}/infer")
+                    .route(web::post().to(v2::post_infer)),
+            )
             .service(resource("/v2").route(web::get().to(v2::get_server_metadata)))
             .service(resource("/v2/health/live").route(web::get().to(health::get_live)))
             .service(resource("/v2/health/ready").route(web::get().to(health::get_ready)))
+            // Before /v2/models/{model}, which would take "stats" for a model name.
+            .service(resource("/v2/models/stats").route(web::get().to(v2::get_all_stats)))
             .service(resource("/v2/models/{model}").route(web::get().to(v2::get_model_metadata)))
             .service(resource("/v2/models/{model}/ready").route(web::get().to(v2::get_model_ready)))
+            .service(
+                resource("/v2/models/{model}/config").route(web::get().to(v2::get_model_config)),
+            )
+            .service(resource("/v2/models/{model}/stats").route(web::get().to(v2::get_model_stats)))
+            .service(
+                resource("/v2/models/{model}/versions/{version}")
+                    .route(web::get().to(v2::get_model_metadata)),
+            )
+            .service(
+                resource("/v2/models/{model}/versions/{version}/ready")
+                    .route(web::get().to(v2::get_model_ready)),
+            )
+            .service(
+                resource("/v2/models/{model}/versions/{version}/config")
+                    .route(web::get().to(v2::get_model_config)),
+            )
+            .service(
+                resource("/v2/models/{model}/versions/{version}/stats")
+                    .route(web::get().to(v2::get_model_stats)),
+            )
             .service(
                 resource("/v2/repository/models/{model}/load")
                     .route(web::post().to(admin::post_model_load)),

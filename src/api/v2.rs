@@ -1,16 +1,19 @@
-//! KServe Open Inference Protocol v2: server and model metadata, model readiness, tensor inference.
+//! KServe Open Inference Protocol v2: server and model metadata, model readiness, configuration and statistics,
+//! tensor inference (JSON, or Triton's binary tensor data extension), on plain and versioned model routes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::dto::{InferInput, InferOutput, InferRequest, InferResponse, TensorMetadata};
+use super::binary::{self, ReplyFormat};
+use super::dto::{InferRequest, TensorMetadata};
 use super::score::timing_headers;
+use super::{model_config, model_stats, non_finite};
 use crate::error::{ApiError, ScoreError};
-use crate::inference::{
-    self, CONTRIBUTIONS_OUTPUT, InferCall, InputTensor, InputValues, TEXT_INPUT,
-};
+use crate::inference::{self, CONTRIBUTIONS_OUTPUT, InferCall, TEXT_INPUT};
 use crate::model::ModelHandle;
 use crate::model::session::TensorInfo;
 use crate::model::spec::ModelKind;
@@ -21,12 +24,34 @@ pub async fn get_server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "crmscore",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data", "model_configuration", "statistics"],
     }))
 }
 
-fn model(state: &AppState, name: &str) -> Result<std::sync::Arc<ModelHandle>, ApiError> {
-    scoring::find_model(&state.models, name, None).map_err(ApiError::v2)
+/// A model route's path: `/v2/models/{model}[/versions/{version}]/...`.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    /// Model name.
+    model: String,
+    /// The version asked for, on versioned routes.
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// The served model of `path`; a version other than the served one is not found (only one version is served).
+fn served_model(state: &AppState, path: &ModelPath) -> Result<Arc<ModelHandle>, ScoreError> {
+    let m = scoring::find_model(&state.models, &path.model, None)?;
+    match &path.version {
+        Some(version) if *version != m.spec.version => Err(ScoreError::NotFound(format!(
+            "model '{}' version '{version}' is not served; the served version is '{}'",
+            m.spec.name, m.spec.version
+        ))),
+        _ => Ok(m),
+    }
+}
+
+fn model(state: &AppState, path: &ModelPath) -> Result<Arc<ModelHandle>, ApiError> {
+    served_model(state, path).map_err(ApiError::v2)
 }
 
 fn tensors<'t>(
@@ -44,7 +69,7 @@ fn tensors<'t>(
 
 /// The v2 view of a model: the tensors a client sends and gets (for text models the server tokenizes, so the
 /// input is a BYTES tensor of texts), and the manifest's settings.
-fn metadata_tensors(
+pub(super) fn metadata_tensors(
     m: &ModelHandle,
 ) -> (Vec<TensorMetadata>, Vec<TensorMetadata>, serde_json::Value) {
     match &m.spec.kind {
@@ -107,13 +132,13 @@ fn metadata_tensors(
     }
 }
 
-/// `GET /v2/models/{model}`
+/// `GET /v2/models/{model}[/versions/{version}]`
 pub async fn get_model_metadata(
-    req: actix_web::HttpRequest,
+    req: HttpRequest,
     state: web::Data<AppState>,
-    name: web::Path<String>,
+    path: web::Path<ModelPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let m = model(&state, &name)?;
+    let m = model(&state, &path)?;
     // Load errors name files: paths are cut to file names unless the caller holds the admin token.
     let admin = super::admin::is_admin(&req, &state);
     let last_load_error = state
@@ -151,34 +176,76 @@ pub async fn get_model_metadata(
     })))
 }
 
-/// `GET /v2/models/{model}/ready`: a served model is loaded and warmed up.
+/// `GET /v2/models/{model}[/versions/{version}]/ready`: a served model is loaded and warmed up.
 pub async fn get_model_ready(
     state: web::Data<AppState>,
-    name: web::Path<String>,
+    path: web::Path<ModelPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let m = model(&state, &name)?;
+    let m = model(&state, &path)?;
     Ok(HttpResponse::Ok().json(json!({ "name": m.spec.name, "ready": true })))
 }
 
-/// `POST /v2/models/{model}/infer`: feature models take one numeric [batch, features] tensor and return their
-/// output (probabilities, item scores, segment distances); text models take a BYTES [batch] tensor of texts.
+/// `GET /v2/models/{model}[/versions/{version}]/config`: Triton's model configuration.
+pub async fn get_model_config(
+    state: web::Data<AppState>,
+    path: web::Path<ModelPath>,
+) -> Result<HttpResponse, ApiError> {
+    let m = model(&state, &path)?;
+    let (inputs, outputs, _) = metadata_tensors(&m);
+    Ok(HttpResponse::Ok().json(model_config::model_config(&m, &inputs, &outputs)))
+}
+
+/// `GET /v2/models/{model}[/versions/{version}]/stats`: Triton's inference statistics of the model.
+pub async fn get_model_stats(
+    state: web::Data<AppState>,
+    path: web::Path<ModelPath>,
+) -> Result<HttpResponse, ApiError> {
+    let m = model(&state, &path)?;
+    Ok(HttpResponse::Ok().json(model_stats::stats_reply([&*m])))
+}
+
+/// `GET /v2/models/stats`: the inference statistics of every served model.
+pub async fn get_all_stats(state: web::Data<AppState>) -> HttpResponse {
+    let models = state.models.all();
+    HttpResponse::Ok().json(model_stats::stats_reply(models.iter().map(|m| &**m)))
+}
+
+/// `POST /v2/models/{model}[/versions/{version}]/infer`: feature models take one numeric [batch, features] tensor
+/// and return their output (probabilities, item scores, segment distances); text models take a BYTES [batch] (or
+/// [batch, 1]) tensor of texts. Tensors travel as JSON or as Triton binary data, in both directions.
 pub async fn post_infer(
     state: web::Data<AppState>,
-    name: web::Path<String>,
-    req: actix_web::HttpRequest,
-    body: web::Json<InferRequest>,
+    path: web::Path<ModelPath>,
+    req: HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let request = body.into_inner();
-    let header = super::score::timeout_header(&req).map_err(ApiError::v2)?;
-    let parameter = timeout_parameter(&request).map_err(ApiError::v2)?;
+    infer(&state, &path, &req, &body, started)
+        .await
+        .map_err(ApiError::v2)
+}
+
+/// Reads the request (JSON, or a JSON header and binary tensor data), scores it, and encodes the reply the way it
+/// asked.
+async fn infer(
+    state: &AppState,
+    path: &ModelPath,
+    req: &HttpRequest,
+    body: &[u8],
+    started: Instant,
+) -> Result<HttpResponse, ScoreError> {
+    let parts = binary::split(req.headers(), body)?;
+    let request = read_request(parts.json)?;
+    let header = super::score::timeout_header(req)?;
+    let parameter = timeout_parameter(&request)?;
     // Both given: the client waits no longer than the shorter.
     let timeout = match (header, parameter) {
         (Some(h), Some(p)) => Some(h.min(p)),
         (h, p) => h.or(p),
     };
-    let deadline = scoring::deadline(&state, timeout);
-    let m = model(&state, &name)?;
+    let deadline = scoring::deadline(state, timeout);
+    let m = served_model(state, path)?;
+    let format = ReplyFormat::of(request.parameters.as_ref(), request.outputs.as_deref())?;
     let InferRequest {
         id,
         inputs,
@@ -186,46 +253,27 @@ pub async fn post_infer(
         ..
     } = request;
     let call = InferCall {
-        inputs: inputs.into_iter().map(input_tensor).collect(),
+        inputs: binary::input_tensors(inputs, parts.binary)?,
         outputs: outputs.map(|o| o.into_iter().map(|o| o.name).collect()),
     };
-    let inferred = inference::infer(&state, m, call, deadline)
-        .await
-        .map_err(ApiError::v2)?;
-    let outputs = inferred
-        .outputs
-        .iter()
-        .map(|o| InferOutput {
-            name: &o.name,
-            shape: o.shape.clone(),
-            datatype: "FP32",
-            data: inferred.data(o),
-        })
-        .collect();
-    let scored = &inferred.scored;
-    let body = InferResponse {
-        model_name: &scored.model.spec.name,
-        model_version: &scored.model.spec.version,
-        id,
-        outputs,
-    };
+    let inferred = inference::infer(state, m, call, deadline).await?;
+    let reply = binary::encode_reply(&inferred, id, &format)?;
     let mut response = HttpResponse::Ok();
-    timing_headers(&mut response, scored, started);
-    Ok(response.json(body))
+    timing_headers(&mut response, &inferred.scored, started);
+    match reply.header_length {
+        Some(length) => response
+            .insert_header((binary::HEADER_LENGTH, length.to_string()))
+            .content_type("application/octet-stream"),
+        None => response.content_type("application/json"),
+    };
+    Ok(response.body(reply.body))
 }
 
-/// A JSON input tensor as the inference use case takes it: numbers as f32, strings as texts.
-fn input_tensor(input: InferInput) -> InputTensor {
-    let values = match input.data.strings.is_empty() {
-        true => InputValues::Numbers(input.data.numbers.iter().map(|&v| v as f32).collect()),
-        false => InputValues::Texts(input.data.strings),
-    };
-    InputTensor {
-        name: input.name,
-        datatype: input.datatype,
-        shape: input.shape,
-        values,
-    }
+/// The JSON inference request; the bare NaN / Infinity tokens Python writes are read as a missing value and an
+/// out-of-range one.
+fn read_request(json: &[u8]) -> Result<InferRequest, ScoreError> {
+    serde_json::from_slice(&non_finite::readable(json))
+        .map_err(|e| ScoreError::BadJson(e.to_string()))
 }
 
 /// The request's `parameters.timeout` in milliseconds (None when absent); it must be a whole number from 1 up.

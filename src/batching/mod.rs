@@ -1,5 +1,6 @@
 //! Per-model request batching: a bounded queue of jobs and the worker threads that turn them into batches.
 
+pub mod stats;
 pub mod worker;
 
 use std::sync::Arc;
@@ -127,6 +128,7 @@ impl BatchQueue {
             Ok(()) => Ok(receiver),
             Err(TrySendError::Full(_)) => {
                 self.metrics.rejected.inc();
+                self.metrics.stats.fail.add(Duration::ZERO);
                 Err(ScoreError::QueueFull {
                     model: self.model.clone(),
                     capacity: self.capacity,
@@ -198,5 +200,10 @@ impl BatchQueue {
     /// Most jobs that may wait.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// The inference statistics of this model version.
+    pub fn stats(&self) -> &stats::InferenceStats {
+        &self.metrics.stats
     }
 }

@@ -198,6 +198,10 @@ fn skip_dead_jobs(jobs: &mut Vec<Job>, metrics: &ModelMetrics) {
         let job = &jobs[i];
         if job.deadline.is_some_and(|d| d <= now) {
             metrics.expired.inc();
+            metrics
+                .stats
+                .fail
+                .add(now.saturating_duration_since(job.enqueued_at));
             let job = jobs.remove(i);
             let _ = job.reply.send(Err(JobError::Expired));
         } else if job.reply.is_closed() {
@@ -232,6 +236,7 @@ fn run_jobs<R: BatchRunner>(
             .observe(call.elapsed.as_secs_f64());
         metrics.batch_rows.observe(call.rows as f64);
     }
+    metrics.stats.executed(calls.len());
     let inference_us = started.elapsed().as_micros() as u64;
     let out_width = runner.output_width();
     let result = result.and_then(|()| {
@@ -281,6 +286,7 @@ fn answer_jobs<R: BatchRunner>(
             (Ok(answer), Some(explainer)) => explained.push((job, answer, explainer)),
             // The caller may have gone since the check above; nothing to do then.
             (answer, _) => {
+                record(metrics, &job, &answer);
                 let _ = job.reply.send(answer);
             }
         }
@@ -294,14 +300,28 @@ fn answer_jobs<R: BatchRunner>(
         metrics
             .explain_seconds
             .observe(started.elapsed().as_secs_f64());
-        let _ = job.reply.send(
-            explanation
-                .map(|e| {
-                    answer.explanation = Some(e);
-                    answer
-                })
-                .map_err(JobError::Failed),
-        );
+        let answer = explanation
+            .map(|e| {
+                answer.explanation = Some(e);
+                answer
+            })
+            .map_err(JobError::Failed);
+        record(metrics, &job, &answer);
+        let _ = job.reply.send(answer);
+    }
+}
+
+/// Counts a job's answer in the model's inference statistics.
+fn record(metrics: &ModelMetrics, job: &Job, answer: &Result<JobOutput, JobError>) {
+    let total = job.enqueued_at.elapsed();
+    match answer {
+        Ok(output) => metrics.stats.answered(
+            job.rows,
+            Duration::from_micros(output.queue_us),
+            Duration::from_micros(output.inference_us),
+            total,
+        ),
+        Err(_) => metrics.stats.fail.add(total),
     }
 }
 

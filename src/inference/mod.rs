@@ -246,7 +246,7 @@ fn single_input<'c>(
     Ok(input)
 }
 
-/// A BYTES [batch] tensor of texts.
+/// A BYTES [batch] tensor of texts, or [batch, 1] (the shape many clients send).
 fn text_input(input: &InputTensor, max_rows: usize) -> Result<Vec<serde_json::Value>, ScoreError> {
     let bad = |msg: String| ScoreError::BadRequest(msg);
     if input.datatype != "BYTES" {
@@ -255,9 +255,9 @@ fn text_input(input: &InputTensor, max_rows: usize) -> Result<Vec<serde_json::Va
             input.name, input.datatype
         )));
     }
-    let [n] = input.shape.as_slice() else {
+    let ([n] | [n, 1]) = input.shape.as_slice() else {
         return Err(bad(format!(
-            "input '{}' shape {:?} must be [batch]",
+            "input '{}' shape {:?} must be [batch] or [batch, 1]",
             input.name, input.shape
         )));
     };
@@ -339,7 +339,8 @@ fn feature_input(
     }
     if values.iter().any(|v| v.is_infinite()) {
         return Err(bad(format!(
-            "input '{name}' has values out of the float32 range"
+            "input '{name}' has values out of the float32 range (an infinity, or beyond ±3.4e38); send null or NaN \
+             for a missing value"
         )));
     }
     let mut values = values.clone();
@@ -393,5 +394,19 @@ mod tests {
         assert!(feature_input(&texts, &features(), MissingPolicy::Nan, 10).is_err());
         let inf = tensor(vec![1, 2], InputValues::Numbers(vec![f32::INFINITY, 1.0]));
         assert!(feature_input(&inf, &features(), MissingPolicy::Nan, 10).is_err());
+    }
+
+    #[test]
+    fn texts_come_as_batch_or_batch_by_one() {
+        let texts = |shape: Vec<i64>| InputTensor {
+            name: TEXT_INPUT.into(),
+            datatype: "BYTES".into(),
+            shape,
+            values: InputValues::Texts(vec!["good".into(), "bad".into()]),
+        };
+        assert_eq!(text_input(&texts(vec![2]), 10).unwrap().len(), 2);
+        assert_eq!(text_input(&texts(vec![2, 1]), 10).unwrap().len(), 2);
+        let err = text_input(&texts(vec![1, 2]), 10).unwrap_err().to_string();
+        assert!(err.contains("[batch, 1]"), "{err}");
     }
 }

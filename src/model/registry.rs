@@ -585,6 +585,8 @@ impl ModelRegistry {
             handle.trees = None;
             handle.sampling_reason = Some(reason);
         }
+        // Statistics count clients' requests, not the load's own warm-up and checks.
+        handle.queue.stats().reset();
         Ok(handle)
     }
 

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use ort::ep::{self, ExecutionProvider};
-use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::spec::{ModelKind, ModelSpec};
@@ -40,9 +40,10 @@ impl TensorInfo {
                 datatype: v2_datatype(*ty),
                 shape: shape.to_vec(),
             },
+            // ONNX Runtime's own spelling, e.g. "Sequence<Map<i64, f32>>".
             other => TensorInfo {
                 name: name.to_string(),
-                datatype: format!("{other:?}"),
+                datatype: other.to_string(),
                 shape: Vec::new(),
             },
         }
@@ -180,7 +181,7 @@ pub fn io_problems(
     outputs: &[TensorInfo],
     items: usize,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
+    let mut problems: Vec<String> = outputs.iter().filter_map(zipmap_problem).collect();
     let fed: Vec<&str> = match &spec.kind {
         ModelKind::Tabular(t) => {
             expect_matrix(
@@ -271,6 +272,26 @@ pub fn io_problems(
         ));
     }
     problems
+}
+
+/// A sequence-of-maps output is scikit-learn's ZipMap (probabilities as one {label: p} map per row), which the
+/// server cannot read: say how to export without it.
+fn zipmap_problem(output: &TensorInfo) -> Option<String> {
+    output.datatype.starts_with("Sequence<Map<").then(|| {
+        format!(
+            "output '{}' is a sequence of maps ({}), scikit-learn's ZipMap; export the model with \
+             options={{id(model): {{\"zipmap\": False}}}} (skl2onnx) so probabilities come as a float tensor",
+            output.name, output.datatype
+        )
+    })
+}
+
+/// Options asking a run for `output` only: ONNX Runtime then skips what only the other outputs need (e.g. the label
+/// of a classifier export).
+fn only_output(output: &str) -> Result<RunOptions<HasSelectedOutputs>, String> {
+    RunOptions::new()
+        .map(|o| o.with_outputs(OutputSelector::no_default().with(output)))
+        .map_err(|e| e.to_string())
 }
 
 /// Checks an int64 [batch, sequence] token input.
@@ -377,7 +398,8 @@ pub fn run_text(
         let tensor = TensorRef::from_array_view(([n, longest], types.as_slice())).map_err(err)?;
         inputs.push((name.as_str().into(), tensor.into()));
     }
-    let outputs = session.run(inputs).map_err(err)?;
+    let options = only_output(output)?;
+    let outputs = session.run_with_options(inputs, &options).map_err(err)?;
     let value = outputs
         .get(output)
         .ok_or_else(|| format!("output '{output}' missing from the run"))?;
@@ -402,8 +424,9 @@ pub fn run_tabular(
 ) -> Result<(), String> {
     let width = rows.len().checked_div(n).unwrap_or(0);
     let tensor = TensorRef::from_array_view(([n, width], rows)).map_err(|e| e.to_string())?;
+    let options = only_output(output)?;
     let outputs = session
-        .run(ort::inputs![input => tensor])
+        .run_with_options(ort::inputs![input => tensor], &options)
         .map_err(|e| e.to_string())?;
     let value = outputs
         .get(output)
@@ -462,5 +485,32 @@ mod tests {
         ] {
             assert!(problems.contains(want), "{problems}\nshould mention {want}");
         }
+    }
+
+    #[test]
+    fn zipmap_outputs_are_refused_with_the_export_option() {
+        let spec = ModelSpec::parse(
+            "churn",
+            Path::new("m"),
+            "kind='tabular'\ninput='features'\noutput='probabilities'\nlabels=['a','b']\nfeatures=['x']\n",
+        )
+        .unwrap();
+        let zipmap = ValueType::Sequence(Box::new(ValueType::Map {
+            key: TensorElementType::Int64,
+            value: TensorElementType::Float32,
+        }));
+        let outputs = [
+            info("output_label", "INT64", &[-1]),
+            TensorInfo::of("output_probability", &zipmap),
+        ];
+        assert_eq!(outputs[1].datatype, "Sequence<Map<i64, f32>>");
+        let problems = io_problems(&spec, &[info("features", "FP32", &[-1, 1])], &outputs, 0);
+        let first = problems.first().map(String::as_str).unwrap_or_default();
+        assert!(
+            first.contains("'output_probability'")
+                && first.contains("ZipMap")
+                && first.contains(r#"options={id(model): {"zipmap": False}}"#),
+            "{problems:?}"
+        );
     }
 }

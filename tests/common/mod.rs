@@ -335,3 +335,33 @@ pub fn ids_of(batch: &arrow_array::RecordBatch) -> Vec<String> {
         .map(|v| v.unwrap().to_string())
         .collect()
 }
+
+/// The first `n` customers of the sample snapshot: their ids and their values of `model`'s features (manifest
+/// order, nulls as NaN), read with plain arrow.
+pub fn sample_features(model: &str, n: usize) -> (Vec<String>, Vec<Vec<f32>>) {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+    let spec = crmscore::model::ModelSpec::load(&models().join(model)).unwrap();
+    let batch = sample_rows(n);
+    let columns: Vec<_> = spec
+        .feature_columns()
+        .iter()
+        .map(|f| {
+            let column = batch.column_by_name(f).unwrap();
+            arrow_cast::cast(column, &arrow_schema::DataType::Float32).unwrap()
+        })
+        .collect();
+    let rows = (0..batch.num_rows())
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| {
+                    let c = c.as_primitive::<Float32Type>();
+                    if c.is_null(r) { f32::NAN } else { c.value(r) }
+                })
+                .collect()
+        })
+        .collect();
+    (ids_of(&batch), rows)
+}
