@@ -1,6 +1,7 @@
 //! HTTP routes: thin handlers that validate, call `scoring`, and shape the reply.
 
 mod admin;
+pub mod body;
 pub mod dto;
 mod health;
 mod insights;
@@ -9,7 +10,6 @@ mod score;
 mod snapshot_info;
 mod v2;
 
-use actix_web::error::JsonPayloadError;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ApiError, Protocol, ScoreError};
@@ -19,13 +19,13 @@ use crate::error::{ApiError, Protocol, ScoreError};
 #[derive(Debug, Clone, Copy)]
 pub struct RouteLabel(pub &'static str);
 
-/// Registers every route; `max_body_bytes` bounds JSON bodies.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+/// Registers every route; request bodies are read under `body`.
+pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
+    cfg.app_data(body.clone());
     // Within a scope actix tries resources in order and matches a pattern with a parameter by regex: the hot
     // routes (v2 infer, the named /v1 routes) come before the others.
     cfg.service(
         web::scope("/v2")
-            .app_data(json_config(Protocol::V2, max_body_bytes))
             .service(resource("/v2/models/{model}/infer").route(web::post().to(v2::post_infer)))
             .service(resource("/v2").route(web::get().to(v2::get_server_metadata)))
             .service(resource("/v2/health/live").route(web::get().to(health::get_live)))
@@ -39,7 +39,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     )
     .service(
         web::scope("/v1")
-            .app_data(json_config(Protocol::V1, max_body_bytes))
             .app_data(query_config())
             .service(resource("/v1/churn/score").route(web::post().to(score::post_churn_score)))
             .service(
@@ -111,26 +110,4 @@ fn query_config() -> web::QueryConfig {
         }
         .into()
     })
-}
-
-/// Malformed, oversized or mistyped JSON gets the same envelope as every other error.
-fn json_config(protocol: Protocol, limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        // curl -d sends form content type by default; the body is what matters.
-        .content_type_required(false)
-        .error_handler(move |err, _req| {
-            let error = match &err {
-                JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => {
-                    ScoreError::PayloadTooLarge { limit }
-                }
-                JsonPayloadError::ContentType => {
-                    ScoreError::UnsupportedMediaType("expected application/json".into())
-                }
-                JsonPayloadError::Deserialize(e) => ScoreError::BadJson(e.to_string()),
-                other => ScoreError::BadJson(other.to_string()),
-            };
-            ApiError { error, protocol }.into()
-        })
 }

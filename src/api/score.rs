@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
+use super::body;
 use super::dto::{
     ChurnResult, ExplainDepth, ExplanationInfo, ItemKey, ModelRef, Reason, RecommendationResult,
     RecommendedItem, ScoreInput, ScoreReply, ScoreRequest, SegmentResult, TabularResult,
@@ -28,7 +29,7 @@ pub async fn post_model_score(
     state: web::Data<AppState>,
     model: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(&state, &model, &req, body.into_inner(), None).await
 }
@@ -37,7 +38,7 @@ pub async fn post_model_score(
 pub async fn post_churn_score(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,
@@ -53,7 +54,7 @@ pub async fn post_churn_score(
 pub async fn post_recommendations(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,
@@ -69,7 +70,7 @@ pub async fn post_recommendations(
 pub async fn post_sentiment(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,

@@ -5,6 +5,7 @@ use std::time::Instant;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use super::body;
 use super::dto::{InferInput, InferOutput, InferRequest, InferResponse, TensorMetadata};
 use super::score::timing_headers;
 use crate::error::{ApiError, ScoreError};
@@ -169,7 +170,7 @@ pub async fn post_infer(
     state: web::Data<AppState>,
     name: web::Path<String>,
     req: actix_web::HttpRequest,
-    body: web::Json<InferRequest>,
+    body: body::Json<InferRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let request = body.into_inner();
