@@ -231,6 +231,8 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
                     Ok(res)
                 }
             })
+            // Outside the metrics: the access log counts the bytes of the uncompressed reply.
+            .wrap(from_fn(api::compress::compress_large))
             .configure(|cfg| api::configure(cfg, &body_policy))
     });
     if let Some(workers) = config.http_workers {

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod body;
+pub mod compress;
 pub mod dto;
 mod health;
 mod insights;
