@@ -244,6 +244,17 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Milliseconds a client has to send the whole request body once its headers are in; past it the request is
+    /// answered 408 `request_timeout` and the connection is closed.
+    #[arg(long, env = "CRMSCORE_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+
+    /// Most request body bytes all requests together may hold while their bodies are received and decoded; a
+    /// request that would pass it is answered 503 `body_budget_exceeded` with `Retry-After`. At least
+    /// --max-body-bytes.
+    #[arg(long, env = "CRMSCORE_BODY_BUDGET_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub body_budget_bytes: usize,
+
     /// Default deadline of a scoring request in milliseconds, when the client sends no `x-request-timeout-ms`
     /// (or v2 `parameters.timeout`); a job still queued when it passes is dropped and answered 504. Unset: none.
     #[arg(long, env = "CRMSCORE_DEFAULT_TIMEOUT_MS")]
@@ -290,6 +301,8 @@ impl Config {
             max_output_values: 1_000_000,
             max_text_chars: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
+            body_timeout_ms: 10_000,
+            body_budget_bytes: 256 * 1024 * 1024,
             default_timeout_ms: None,
         }
     }

@@ -57,6 +57,19 @@ pub enum ScoreError {
         "the request's deadline of {timeout_ms} ms passed before model '{model}' could answer; it was not scored"
     )]
     DeadlineExceeded { model: String, timeout_ms: u64 },
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
+    #[error(
+        "the server is receiving too many request bodies at once (over {budget} bytes in flight); retry shortly"
+    )]
+    BodyBudgetExceeded { budget: usize },
+    #[error("unsupported content encoding '{0}': send gzip, deflate or identity")]
+    UnsupportedEncoding(String),
+    #[error("request body is not valid {encoding} data: {message}")]
+    BadEncoding {
+        encoding: &'static str,
+        message: String,
+    },
 }
 
 impl ScoreError {
@@ -83,6 +96,10 @@ impl ScoreError {
             ScoreError::ReplyTooLarge(_) => "reply_too_large",
             ScoreError::Internal(_) => "internal",
             ScoreError::DeadlineExceeded { .. } => "deadline_exceeded",
+            ScoreError::BodyTimeout { .. } => "request_timeout",
+            ScoreError::BodyBudgetExceeded { .. } => "body_budget_exceeded",
+            ScoreError::UnsupportedEncoding(_) => "unsupported_content_encoding",
+            ScoreError::BadEncoding { .. } => "bad_content_encoding",
         }
     }
 
@@ -110,13 +127,19 @@ impl ScoreError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             ScoreError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ScoreError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ScoreError::BodyBudgetExceeded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ScoreError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ScoreError::BadEncoding { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
     /// How long a client should wait before retrying, for the errors where a retry helps.
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ScoreError::QueueFull { .. } | ScoreError::NotReady(_) => Some(Duration::from_secs(1)),
+            ScoreError::QueueFull { .. }
+            | ScoreError::NotReady(_)
+            | ScoreError::BodyBudgetExceeded { .. } => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

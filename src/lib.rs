@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServerHandle, Service};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 pub use config::Config;
@@ -132,6 +133,7 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
 /// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     check_safe(&config)?;
+    api::body::BodyPolicy::check(&config).map_err(StartError::Unsafe)?;
     // Files the operator named are checked before the models load, so a typo fails in milliseconds.
     let tls = tls::server_config(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
     let api_keys = match &config.api_keys_file {
@@ -209,12 +211,13 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
 
     let app_state = state.clone();
-    let max_body = config.max_body_bytes;
+    let body_policy = api::body::BodyPolicy::new(&config, &state.metrics);
     let access_log = config.access_log;
     let mut server = HttpServer::new(move || {
         let metrics_state = app_state.clone();
         App::new()
             .app_data(app_state.clone())
+            .wrap(from_fn(api::body::close_unfinished))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -261,7 +264,9 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
                     Ok(res)
                 }
             })
-            .configure(|cfg| api::configure(cfg, max_body))
+            // Outside the metrics: the access log counts the bytes of the uncompressed reply.
+            .wrap(from_fn(api::compress::compress_large))
+            .configure(|cfg| api::configure(cfg, &body_policy))
     });
     if let Some(workers) = config.http_workers {
         server = server.workers(workers.max(1));

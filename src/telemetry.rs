@@ -82,6 +82,10 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     /// 1 while the server runs (set once HTTP is bound).
     pub up: IntGauge,
+    /// Request body bytes reserved against --body-budget-bytes right now.
+    pub body_bytes_in_flight: IntGauge,
+    /// Request bodies refused while being read, by reason (`timeout`, `budget`, `too_large`).
+    pub body_rejections: IntCounterVec,
     /// Always 1; the labels say what runs (see [`Metrics::set_build_info`]).
     build_info: IntGaugeVec,
     /// API-key authentication.
@@ -309,6 +313,16 @@ impl Metrics {
             ),
             up: IntGauge::new("crmscore_up", "1 while the server runs")
                 .expect("static metric definition is valid"),
+            body_bytes_in_flight: IntGauge::new(
+                "crmscore_request_body_bytes_in_flight",
+                "Request body bytes being received or held, reserved against --body-budget-bytes",
+            )
+            .expect("static metric definition is valid"),
+            body_rejections: counter_vec(
+                "crmscore_request_body_rejections_total",
+                "Request bodies refused while being read: timeout (408), budget (503), too_large (413)",
+                &["reason"],
+            ),
             build_info: IntGaugeVec::new(
                 Opts::new(
                     "crmscore_build_info",
@@ -349,6 +363,12 @@ impl Metrics {
             Box::new(ProcessCollector::new()),
         ];
         for c in all {
+            r.register(c).expect("metric names are unique");
+        }
+        for c in [
+            Box::new(m.body_bytes_in_flight.clone()) as Box<dyn Collector>,
+            Box::new(m.body_rejections.clone()),
+        ] {
             r.register(c).expect("metric names are unique");
         }
         m

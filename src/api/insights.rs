@@ -5,6 +5,7 @@ use std::time::Instant;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::admin::{is_admin, paths_for};
+use super::body;
 use serde::{Deserialize, Serialize};
 
 use crate::engagement::insights::{self, Ask};
@@ -60,7 +61,7 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
 /// `POST /v1/insights`: one insight per customer, in request order; unknown customers are per-item errors.
 pub async fn post_insights(
     state: web::Data<AppState>,
-    body: web::Json<InsightsRequest>,
+    body: body::Json<InsightsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let body = body.into_inner();

@@ -3,6 +3,8 @@
 mod admin;
 mod auth;
 mod binary;
+pub mod body;
+pub mod compress;
 pub mod dto;
 mod health;
 mod insights;
@@ -17,7 +19,6 @@ mod v2;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::error::JsonPayloadError;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
@@ -28,14 +29,13 @@ use crate::error::{ApiError, Protocol, ScoreError};
 #[derive(Debug, Clone, Copy)]
 pub struct RouteLabel(pub &'static str);
 
-/// Registers every route; `max_body_bytes` bounds JSON bodies.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+/// Registers every route; request bodies are read under `body`.
+pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
+    cfg.app_data(body.clone());
     // Within a scope actix tries resources in order and matches a pattern with a parameter by regex: the hot
     // routes (v2 infer, the named /v1 routes) come before the others.
     cfg.service(
         web::scope("/v2")
-            .app_data(json_config(Protocol::V2, max_body_bytes))
-            .app_data(web::PayloadConfig::new(max_body_bytes))
             .service(resource("/v2/models/{model}/infer").route(web::post().to(v2::post_infer)))
             .service(
                 resource("/v2/models/{model}/versions/{version}/infer")
@@ -75,7 +75,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     )
     .service(
         web::scope("/v1")
-            .app_data(json_config(Protocol::V1, max_body_bytes))
             .app_data(query_config())
             .service(resource("/v1/churn/score").route(web::post().to(score::post_churn_score)))
             .service(
@@ -158,26 +157,4 @@ fn query_config() -> web::QueryConfig {
         }
         .into()
     })
-}
-
-/// Malformed, oversized or mistyped JSON gets the same envelope as every other error.
-fn json_config(protocol: Protocol, limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(limit)
-        // curl -d sends form content type by default; the body is what matters.
-        .content_type_required(false)
-        .error_handler(move |err, _req| {
-            let error = match &err {
-                JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => {
-                    ScoreError::PayloadTooLarge { limit }
-                }
-                JsonPayloadError::ContentType => {
-                    ScoreError::UnsupportedMediaType("expected application/json".into())
-                }
-                JsonPayloadError::Deserialize(e) => ScoreError::BadJson(e.to_string()),
-                other => ScoreError::BadJson(other.to_string()),
-            };
-            ApiError { error, protocol }.into()
-        })
 }

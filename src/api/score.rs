@@ -6,13 +6,12 @@ use std::time::Instant;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
-use super::shape;
-
 use super::dto::{
     ChurnResult, ExplainDepth, ExplanationInfo, ItemKey, ModelRef, Reason, RecommendationResult,
     RecommendedItem, ScoreInput, ScoreReply, ScoreRequest, SegmentResult, TabularResult,
     TextResult,
 };
+use super::{body, shape};
 use crate::error::{ApiError, ErrorBody, ScoreError};
 use crate::model::spec::{ModelKind, ModelSpec};
 use crate::scoring::{self, AppState, Explained, Scored};
@@ -31,7 +30,7 @@ pub async fn post_model_score(
     state: web::Data<AppState>,
     model: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(&state, &model, &req, body.into_inner(), None).await
 }
@@ -40,7 +39,7 @@ pub async fn post_model_score(
 pub async fn post_churn_score(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,
@@ -56,7 +55,7 @@ pub async fn post_churn_score(
 pub async fn post_recommendations(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,
@@ -72,7 +71,7 @@ pub async fn post_recommendations(
 pub async fn post_sentiment(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<ScoreRequest>,
+    body: body::Json<ScoreRequest>,
 ) -> Result<HttpResponse, ApiError> {
     score(
         &state,

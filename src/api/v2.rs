@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::binary::{self, ReplyFormat};
+use super::body;
 use super::dto::{InferRequest, TensorMetadata};
 use super::score::timing_headers;
 use super::{model_config, model_stats, non_finite};
@@ -216,11 +217,10 @@ pub async fn get_all_stats(state: web::Data<AppState>) -> HttpResponse {
 pub async fn post_infer(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
-    req: HttpRequest,
-    body: web::Bytes,
+    body: body::RawBody,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    infer(&state, &path, &req, &body, started)
+    infer(&state, &path, &body.request, body.bytes(), started)
         .await
         .map_err(ApiError::v2)
 }
