@@ -5,6 +5,7 @@ pub mod dto;
 mod health;
 mod insights;
 mod metrics;
+mod repository;
 mod score;
 mod snapshot_info;
 mod v2;
@@ -13,6 +14,8 @@ use actix_web::error::JsonPayloadError;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ApiError, Protocol, ScoreError};
+
+pub(crate) use admin::redact_paths;
 
 /// The route pattern a request matched, as its metrics label: resource data, so reading it after routing costs
 /// nothing (`HttpRequest::match_pattern` matches the path again, regexes included).

@@ -113,6 +113,10 @@ pub async fn get_model_metadata(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // A folder that failed to load or was unloaded: its state and why.
+    if let Some(down) = super::repository::unavailable_metadata(&req, &state, &name) {
+        return Ok(down);
+    }
     let m = model(&state, &name)?;
     // Load errors name files: paths are cut to file names unless the caller holds the admin token.
     let admin = super::admin::is_admin(&req, &state);
