@@ -38,6 +38,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
             .service(
                 resource("/v2/repository/models/{model}/load")
                     .route(web::post().to(admin::post_model_load)),
+            )
+            .service(
+                resource("/v2/repository/models/{model}/unload")
+                    .route(web::post().to(repository::post_model_unload)),
+            )
+            .service(
+                resource("/v2/repository/index").route(web::post().to(repository::post_index)),
             ),
     )
     .service(
