@@ -107,6 +107,11 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
     pub models: PathBuf,
 
+    /// Refuse to start when any model folder fails to load or none is found (default: off; the models that load
+    /// are served, the others are reported not ready and retried when their files change).
+    #[arg(long, env = "CRMSCORE_STRICT_MODELS")]
+    pub strict_models: bool,
+
     /// Engagement policy (TOML) choosing each customer's next best action in insights; watched and hot-reloaded.
     /// When the file does not exist the server runs without one (insights list "policy" as missing).
     #[arg(
@@ -272,6 +277,7 @@ impl Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             models: models.as_ref().to_path_buf(),
+            strict_models: false,
             policy: None,
             snapshots: snapshots.as_ref().to_path_buf(),
             poll_ms: 50,

@@ -32,6 +32,8 @@ pub enum ScoreError {
     QueueFull { model: String, capacity: usize },
     #[error("model '{0}' is shutting down")]
     ModelUnavailable(String),
+    #[error("model '{model}' is not available: {reason}")]
+    ModelNotReady { model: String, reason: String },
     #[error("not ready: {0}")]
     NotReady(String),
     #[error("{0}")]
@@ -85,7 +87,9 @@ impl ScoreError {
             ScoreError::UnknownModel(_) => "unknown_model",
             ScoreError::WrongModelKind { .. } => "wrong_model_kind",
             ScoreError::QueueFull { .. } => "queue_full",
-            ScoreError::ModelUnavailable(_) => "model_unavailable",
+            ScoreError::ModelUnavailable(_) | ScoreError::ModelNotReady { .. } => {
+                "model_unavailable"
+            }
             ScoreError::NotReady(_) => "not_ready",
             ScoreError::Stale(_) => "snapshot_stale",
             ScoreError::Unauthorized | ScoreError::ApiKey(_) => "unauthorized",
@@ -118,6 +122,7 @@ impl ScoreError {
             ScoreError::WrongModelKind { .. } => StatusCode::BAD_REQUEST,
             ScoreError::QueueFull { .. }
             | ScoreError::ModelUnavailable(_)
+            | ScoreError::ModelNotReady { .. }
             | ScoreError::NotReady(_)
             | ScoreError::Stale(_) => StatusCode::SERVICE_UNAVAILABLE,
             ScoreError::Unauthorized | ScoreError::ApiKey(_) => StatusCode::UNAUTHORIZED,

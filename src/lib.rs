@@ -114,11 +114,15 @@ impl RunningServer {
     }
 }
 
-/// Whether the server can answer snapshot requests: Ok holds the staleness reason when the snapshot is stale but
-/// served (serve policy), Err why it cannot (no snapshot, or stale under the refuse policy).
+/// Whether the server is ready: Ok holds the staleness reason when the snapshot is stale but served (serve
+/// policy), Err why it is not (a model folder that failed to load, no model, no snapshot, or a stale one under
+/// the refuse policy).
 pub fn ready(state: &AppState) -> Result<Option<String>, String> {
     if state.drain.is_draining() {
         return Err("shutting down".into());
+    }
+    if let Some(reason) = state.models.not_ready_reason() {
+        return Err(reason);
     }
     let snapshot = state
         .snapshots
@@ -130,7 +134,8 @@ pub fn ready(state: &AppState) -> Result<Option<String>, String> {
     }
 }
 
-/// Loads the models (failing fast on any mismatch), starts HTTP, and loads the newest snapshot in the background.
+/// Loads the models (those that load; with --strict-models, failing fast on any that does not), starts HTTP, and
+/// loads the newest snapshot in the background.
 pub fn start(config: Config) -> Result<RunningServer, StartError> {
     check_safe(&config)?;
     api::body::BodyPolicy::check(&config).map_err(StartError::Unsafe)?;
@@ -160,12 +165,15 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         device: config.device,
         intra_threads: config.intra_threads,
     };
-    let models = ModelRegistry::load(&config.models, &overrides, &options, &metrics)?
-        .with_default_timeout(
-            config
-                .default_timeout_ms
-                .map(std::time::Duration::from_millis),
-        );
+    let models = match config.strict_models {
+        true => ModelRegistry::load(&config.models, &overrides, &options, &metrics)?,
+        false => ModelRegistry::load_available(&config.models, &overrides, &options, &metrics),
+    }
+    .with_default_timeout(
+        config
+            .default_timeout_ms
+            .map(std::time::Duration::from_millis),
+    );
     let policies = match &config.policy {
         Some(path) if path.exists() => {
             let store =
@@ -302,8 +310,8 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// One rescan of the API keys file, the snapshots path, then the model folders (a new model version is checked
-/// against the snapshot just served).
+/// One rescan of the API keys file, the snapshots path, then the model folders (a new model version or folder is
+/// checked against the snapshot just served; a removed folder's model is unloaded).
 pub fn rescan(state: &AppState) {
     // First: a cheap read, not to be held up by a long snapshot load.
     if let Some(keys) = &state.api_keys {
@@ -314,15 +322,31 @@ pub fn rescan(state: &AppState) {
     state
         .reloader
         .reload_once(&state.snapshots, &columns, owned.as_deref(), &state.metrics);
-    let served = state.snapshots.current();
-    let reloaded = state.models.reload_changed(
-        served.as_ref().map(|s| s.columns.as_slice()),
-        &state.metrics,
-    );
-    if let Some(snapshot) = &served {
+    let reloaded = state
+        .models
+        .reload_changed(&|spec| provide_columns(state, spec), &state.metrics);
+    if let Some(snapshot) = &state.snapshots.current() {
         state.models.prepare_explainers(snapshot);
     }
     reload_policy(state, !reloaded.is_empty());
+}
+
+/// Makes sure the served snapshot has the columns `spec` needs besides the served models' (re-reading it with
+/// them if not), so a model added or fixed at run time can serve; Err says why it cannot.
+pub fn provide_columns(state: &AppState, spec: &model::ModelSpec) -> Result<(), String> {
+    let mut columns = state.models.feature_columns();
+    for column in spec.feature_columns() {
+        if !columns.contains(column) {
+            columns.push(column.clone());
+        }
+    }
+    let owned = state
+        .models
+        .owned_column()
+        .or_else(|| spec.owned_column().map(str::to_string));
+    state
+        .reloader
+        .widen(&state.snapshots, &columns, owned.as_deref())
 }
 
 /// Loads a changed policy file (or, after a model reload changed what expressions may name, the same file

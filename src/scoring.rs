@@ -200,7 +200,8 @@ impl Scored {
     }
 }
 
-/// The served model `name`; when `kind` is given ("tabular", "recommender" or "text") it must be of that kind.
+/// The served model `name`; when `kind` is given ("tabular", "recommender" or "text") it must be of that kind. A
+/// model folder that failed to load or was unloaded is `ModelNotReady` with the reason (file names, not paths).
 pub fn find_model(
     models: &ModelRegistry,
     name: &str,
@@ -208,7 +209,13 @@ pub fn find_model(
 ) -> Result<Arc<ModelHandle>, ScoreError> {
     let model = models
         .get(name)
-        .ok_or_else(|| ScoreError::UnknownModel(name.to_string()))?;
+        .ok_or_else(|| match models.unavailable(name) {
+            Some(down) => ScoreError::ModelNotReady {
+                model: name.to_string(),
+                reason: crate::api::redact_paths(&down.reason),
+            },
+            None => ScoreError::UnknownModel(name.to_string()),
+        })?;
     let actual = model.spec.kind.name();
     if let Some(expected) = kind
         && actual != expected

@@ -70,8 +70,12 @@ pub struct Metrics {
     pub snapshot_load_seconds: Histogram,
     /// Model versions loaded and swapped in, by model.
     pub model_loads: IntCounterVec,
-    /// Model versions that failed to load (the previous one kept serving), by model.
+    /// Model folders or versions that failed to load (a previous version, if any, kept serving), by model.
     pub model_load_failures: IntCounterVec,
+    /// Models unloaded (by the operator, or because their folder was removed), by model.
+    pub model_unloads: IntCounterVec,
+    /// 1 while a model serves, 0 while its folder failed to load or the operator unloaded it.
+    model_ready: IntGaugeVec,
     /// Engagement policy versions loaded and swapped in.
     pub policy_loads: IntCounter,
     /// Engagement policy files refused (the served policy stays).
@@ -288,9 +292,22 @@ impl Metrics {
             ),
             model_load_failures: counter_vec(
                 "crmscore_model_load_failures_total",
-                "Model versions that failed to load (the previous version kept serving)",
+                "Model folders or versions that failed to load (a previous version, if any, kept serving)",
                 &["model"],
             ),
+            model_unloads: counter_vec(
+                "crmscore_model_unloads_total",
+                "Models unloaded by the operator or because their folder was removed",
+                &["model"],
+            ),
+            model_ready: IntGaugeVec::new(
+                Opts::new(
+                    "crmscore_model_ready",
+                    "1 while the model serves; 0 while its folder failed to load or the operator unloaded it",
+                ),
+                &["model"],
+            )
+            .expect("static metric definition is valid"),
             policy_loads: IntCounter::new(
                 "crmscore_policy_loads_total",
                 "Engagement policy versions loaded and swapped in",
@@ -335,7 +352,7 @@ impl Metrics {
         };
         let r = &m.registry;
         m.api_keys.register(r);
-        let all: [Box<dyn Collector>; 25] = [
+        let all: [Box<dyn Collector>; 27] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),
             Box::new(m.policy_load_failures.clone()),
@@ -343,6 +360,8 @@ impl Metrics {
             Box::new(m.decisions.clone()),
             Box::new(m.model_loads.clone()),
             Box::new(m.model_load_failures.clone()),
+            Box::new(m.model_unloads.clone()),
+            Box::new(m.model_ready.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.batch_rows.clone()),
@@ -396,6 +415,19 @@ impl Metrics {
         self.http_seconds
             .with_label_values(&labels)
             .observe(seconds);
+    }
+
+    /// Sets whether a model folder serves (`crmscore_model_ready`).
+    pub fn set_model_ready(&self, model: &str, ready: bool) {
+        self.model_ready
+            .with_label_values(&[model])
+            .set(i64::from(ready));
+    }
+
+    /// Drops the per-model gauges of a model whose folder is gone.
+    pub fn forget_model(&self, model: &str) {
+        let _ = self.model_ready.remove_label_values(&[model]);
+        let _ = self.queue_depth.remove_label_values(&[model]);
     }
 
     /// Sets a model's queue depth gauge (read at scrape time).

@@ -155,8 +155,8 @@ pub async fn post_model_load(
     }
     let s = state.clone();
     let outcome = web::block(move || {
-        let columns = s.snapshots.current().map(|snap| snap.columns.clone());
-        s.models.reload(&name, columns.as_deref(), &s.metrics)
+        let provide = |spec: &crate::model::ModelSpec| crate::provide_columns(&s, spec);
+        s.models.reload(&name, &provide, &s.metrics)
     })
     .await
     .map_err(|e| ApiError::v2(shutting_down(e)))?;

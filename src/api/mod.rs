@@ -12,6 +12,7 @@ mod metrics;
 mod model_config;
 mod model_stats;
 mod non_finite;
+mod repository;
 mod score;
 mod shape;
 mod snapshot_info;
@@ -23,6 +24,8 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::{ApiError, Protocol, ScoreError};
+
+pub(crate) use admin::redact_paths;
 
 /// The route pattern a request matched, as its metrics label: resource data, so reading it after routing costs
 /// nothing (`HttpRequest::match_pattern` matches the path again, regexes included).
@@ -71,6 +74,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
             .service(
                 resource("/v2/repository/models/{model}/load")
                     .route(web::post().to(admin::post_model_load)),
+            )
+            .service(
+                resource("/v2/repository/models/{model}/unload")
+                    .route(web::post().to(repository::post_model_unload)),
+            )
+            .service(
+                resource("/v2/repository/index").route(web::post().to(repository::post_index)),
             ),
     )
     .service(

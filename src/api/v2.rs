@@ -139,6 +139,10 @@ pub async fn get_model_metadata(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
 ) -> Result<HttpResponse, ApiError> {
+    // A folder that failed to load or was unloaded: its state and why.
+    if let Some(down) = super::repository::unavailable_metadata(&req, &state, &path.model) {
+        return Ok(down);
+    }
     let m = model(&state, &path)?;
     // Load errors name files: paths are cut to file names unless the caller holds the admin token.
     let admin = super::admin::is_admin(&req, &state);

@@ -77,11 +77,16 @@ impl Engagement {
     }
 }
 
-/// What the policy may name: the served models' features and segments, and the catalogue's values.
+/// What the policy may name: the served models' features and segments, and the catalogue's values; the manifests
+/// of folders that failed to load or were unloaded count too, so a model being down does not refuse the policy.
 pub fn vocabulary(models: &ModelRegistry) -> Vocabulary {
     let all = models.all();
+    let unserved = models.unserved_specs();
     let catalogues: Vec<&Catalogue> = all.iter().filter_map(|m| m.catalogue.as_ref()).collect();
-    vocabulary_of(all.iter().map(|m| &m.spec), &catalogues)
+    vocabulary_of(
+        all.iter().map(|m| &m.spec).chain(unserved.iter()),
+        &catalogues,
+    )
 }
 
 /// The vocabulary of these manifests (features, segment keys) and catalogues (categories, price bands).

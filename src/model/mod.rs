@@ -1,8 +1,10 @@
 //! Models: the manifest, the ONNX Runtime session behind it, and the registry that serves them by name.
 
+pub mod availability;
 pub mod catalogue;
 pub mod explainer;
 pub mod registry;
+pub mod repository;
 pub mod runtime;
 pub mod session;
 pub mod spec;

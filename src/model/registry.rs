@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -11,6 +11,7 @@ use ort::session::Session;
 use super::ModelError;
 use super::catalogue::Catalogue;
 use super::explainer::{Explanation, ModelExplainer};
+use super::repository::{self, Due, Fingerprint, FolderState};
 use super::session::{self, SessionOptions, TensorInfo, TokenInputs};
 use super::spec::{Batching, ModelKind, ModelSpec};
 use crate::batching::{
@@ -50,44 +51,6 @@ pub struct ModelHandle {
     explainer: ArcSwapOption<ModelExplainer>,
 }
 
-/// Names, sizes and modification times of a model folder's files: a change means a new version was dropped.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fingerprint(Vec<(String, u64, Option<SystemTime>)>);
-
-impl Fingerprint {
-    /// Reads the fingerprint of `dir` (an unreadable folder gives an empty one).
-    pub fn of(dir: &Path) -> Fingerprint {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                meta.is_file().then(|| {
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        meta.len(),
-                        meta.modified().ok(),
-                    )
-                })
-            })
-            .collect();
-        files.sort();
-        Fingerprint(files)
-    }
-}
-
-/// What the registry remembers of each model folder between polls.
-#[derive(Default)]
-struct Watch {
-    /// A changed fingerprint seen on the last poll; loaded once it stays the same for a poll (copy finished).
-    pending: Option<Fingerprint>,
-    /// A fingerprint whose load failed; not retried until the files change again.
-    failed: Option<Fingerprint>,
-    /// Why the last load of this model failed.
-    last_error: Option<String>,
-}
-
 /// Batching settings given on the command line, overriding every manifest.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchingOverrides {
@@ -115,11 +78,12 @@ impl BatchingOverrides {
 
 /// The served models by name, swappable one version at a time.
 pub struct ModelRegistry {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     overrides: BatchingOverrides,
     options: SessionOptions,
-    models: ArcSwap<BTreeMap<String, Arc<ModelHandle>>>,
-    watch: Mutex<HashMap<String, Watch>>,
+    pub(super) models: ArcSwap<BTreeMap<String, Arc<ModelHandle>>>,
+    /// Every model folder seen that needs remembering: pending changes, failed loads, operator unloads.
+    pub(super) folders: Mutex<HashMap<String, FolderState>>,
     /// Deadline of a scoring request that names none (--default-timeout-ms).
     default_timeout: Option<Duration>,
 }
@@ -130,6 +94,18 @@ pub enum ModelReload {
     Loaded(Arc<ModelHandle>),
     /// The old version (if any) keeps serving.
     Failed(ModelError),
+}
+
+/// Makes sure the served snapshot has the columns a model about to be served needs (re-reading it with them if
+/// need be); Err says why it cannot.
+pub type ProvideColumns<'a> = dyn Fn(&ModelSpec) -> Result<(), String> + 'a;
+
+/// What one poll of the models folder changed.
+pub enum FolderChange {
+    /// A new, changed or fixed folder was loaded (or failed to).
+    Reloaded(ModelReload),
+    /// The folder is gone and its model unloaded (its queued jobs are answered first).
+    Removed,
 }
 
 /// An ONNX session fed float feature rows (tabular and recommender models).
@@ -356,56 +332,91 @@ impl BatchRunner for Runner {
 }
 
 impl ModelRegistry {
-    /// Loads every `<dir>/<name>/model.toml`, checks each graph against its manifest, starts its workers and
-    /// runs one warm-up inference through its queue.
+    /// Loads every model folder of `dir` (see [`repository::is_model_folder`]), checks each graph against its
+    /// manifest, starts its workers and runs one warm-up inference through its queue; fails on the first folder
+    /// that does not load, and when there is none (--strict-models).
     pub fn load(
         dir: &Path,
         overrides: &BatchingOverrides,
         options: &SessionOptions,
         metrics: &Metrics,
     ) -> Result<ModelRegistry, ModelError> {
-        let io = |source| ModelError::Io {
+        let registry = Self::empty(dir, overrides, options);
+        let folders = repository::scan(dir).map_err(|source| ModelError::Io {
             path: dir.to_path_buf(),
             source,
-        };
-        let mut folders: Vec<_> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io)?
-            .into_iter()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        folders.sort();
-        let mut models = BTreeMap::new();
-        for folder in folders {
-            if !folder.join("model.toml").is_file() {
-                if folder.join("model.onnx").is_file() {
-                    return Err(ModelError::manifest(
-                        &folder,
-                        "model.onnx has no model.toml beside it",
-                    ));
-                }
-                continue;
-            }
-            let handle = Self::start_model(&folder, overrides, options, metrics)?;
-            metrics
-                .model_loads
-                .with_label_values(&[&handle.spec.name])
-                .inc();
-            models.insert(handle.spec.name.clone(), Arc::new(handle));
+        })?;
+        for name in folders.keys() {
+            let handle = Self::start_model(&dir.join(name), overrides, options, metrics)?;
+            registry.serve(Arc::new(handle), metrics);
         }
-        if models.is_empty() {
+        if registry.all().is_empty() {
             return Err(ModelError::Empty(dir.to_path_buf()));
         }
-        Ok(ModelRegistry {
+        Ok(registry)
+    }
+
+    /// Loads every model folder of `dir` like [`ModelRegistry::load`], but serves those that load: a folder that
+    /// does not is remembered as not ready with its reason (logged at ERROR), and an unreadable or empty `dir`
+    /// gives a registry serving nothing. The watcher retries a failed folder when its files change.
+    pub fn load_available(
+        dir: &Path,
+        overrides: &BatchingOverrides,
+        options: &SessionOptions,
+        metrics: &Metrics,
+    ) -> ModelRegistry {
+        let registry = Self::empty(dir, overrides, options);
+        match repository::scan(dir) {
+            Ok(folders) => {
+                for (name, fingerprint) in folders {
+                    let result = Self::start_model(&dir.join(&name), overrides, options, metrics);
+                    let mut states = registry.folders();
+                    registry.commit(
+                        &mut states,
+                        &name,
+                        result.map(Arc::new),
+                        fingerprint,
+                        metrics,
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::error!(models = %dir.display(), %error, "cannot read the models folder");
+            }
+        }
+        if registry.all().is_empty() {
+            tracing::error!(
+                models = %dir.display(),
+                "no model loaded: the server starts not ready and loads model folders as they appear or are fixed"
+            );
+        }
+        registry
+    }
+
+    fn empty(dir: &Path, overrides: &BatchingOverrides, options: &SessionOptions) -> ModelRegistry {
+        ModelRegistry {
             dir: dir.to_path_buf(),
             overrides: *overrides,
             options: options.clone(),
-            models: ArcSwap::from_pointee(models),
-            watch: Mutex::new(HashMap::new()),
+            models: ArcSwap::from_pointee(BTreeMap::new()),
+            folders: Mutex::new(HashMap::new()),
             default_timeout: None,
-        })
+        }
+    }
+
+    /// Serves `handle` under its name (replacing any served version) and counts the load.
+    fn serve(&self, handle: Arc<ModelHandle>, metrics: &Metrics) {
+        let name = handle.spec.name.clone();
+        let mut next = BTreeMap::clone(&self.models.load());
+        next.insert(name.clone(), handle);
+        self.models.store(Arc::new(next));
+        metrics.model_loads.with_label_values(&[&name]).inc();
+        metrics.set_model_ready(&name, true);
+    }
+
+    /// The remembered folder states (a poisoned lock is taken over: the states stay consistent field by field).
+    pub(super) fn folders(&self) -> MutexGuard<'_, HashMap<String, FolderState>> {
+        self.folders.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sets the deadline of scoring requests that name none (--default-timeout-ms; None: no deadline).
@@ -428,6 +439,12 @@ impl ModelRegistry {
     ) -> Result<ModelHandle, ModelError> {
         // Fingerprint first: a change during the load is then seen as a newer version on the next poll.
         let fingerprint = Fingerprint::of(folder);
+        if !folder.join("model.toml").is_file() && folder.join("model.onnx").is_file() {
+            return Err(ModelError::manifest(
+                folder,
+                "model.onnx has no model.toml beside it",
+            ));
+        }
         let mut spec = ModelSpec::load(folder)?;
         spec.batching = overrides.apply(spec.batching);
         let handle = Self::start_spec(spec, fingerprint, options, metrics)?;
@@ -590,13 +607,13 @@ impl ModelRegistry {
         Ok(handle)
     }
 
-    /// Whether `models/<name>/model.toml` exists (for names made only of letters, digits, '-' and '_').
+    /// Whether `models/<name>` is a model folder (for names made only of letters, digits, '-' and '_').
     pub fn has_folder(&self, name: &str) -> bool {
         let safe = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        safe && self.dir.join(name).join("model.toml").is_file()
+        safe && repository::is_model_folder(&self.dir.join(name))
     }
 
     /// The served version of the model called `name`.
@@ -611,54 +628,95 @@ impl ModelRegistry {
 
     /// Why the last load of `name` failed, if it did (the previous version, if any, still serves).
     pub fn last_error(&self, name: &str) -> Option<String> {
-        self.watch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .and_then(|w| w.last_error.clone())
+        self.folders().get(name).and_then(|w| w.last_error.clone())
     }
 
     /// Loads `models/<name>` as a new version beside the served one and swaps it in once it is checked against its
-    /// manifest and `columns` (the served snapshot's, if any) and warmed up. The old version's queue drains before
-    /// its sessions drop (they go with the last request holding it). On failure the old version keeps serving.
-    pub fn reload(&self, name: &str, columns: Option<&[String]>, metrics: &Metrics) -> ModelReload {
+    /// manifest, warmed up, and `provide` (which makes sure the served snapshot, if any, has the columns the
+    /// manifest names) accepts it. The old version's queue drains before its sessions drop (they go with the last
+    /// request holding it). On failure the old version keeps serving, or the model stays not ready. The operator's
+    /// call: it also serves a model the operator had unloaded.
+    pub fn reload(
+        &self,
+        name: &str,
+        provide: &ProvideColumns<'_>,
+        metrics: &Metrics,
+    ) -> ModelReload {
+        let (result, fingerprint) = self.start_checked(name, provide, metrics);
+        let mut folders = self.folders();
+        self.commit(&mut folders, name, result, fingerprint, metrics)
+    }
+
+    /// [`ModelRegistry::reload`] for the watcher: None when the operator unloaded the model while it loaded (the
+    /// new version is dropped; the operator's unload wins).
+    fn reload_unless_unloaded(
+        &self,
+        name: &str,
+        provide: &ProvideColumns<'_>,
+        metrics: &Metrics,
+    ) -> Option<ModelReload> {
+        let (result, fingerprint) = self.start_checked(name, provide, metrics);
+        let mut folders = self.folders();
+        if folders.get(name).is_some_and(|f| f.unloaded) {
+            return None;
+        }
+        Some(self.commit(&mut folders, name, result, fingerprint, metrics))
+    }
+
+    /// Loads `models/<name>` and lets `provide` check it; with the folder's fingerprint from before the load.
+    fn start_checked(
+        &self,
+        name: &str,
+        provide: &ProvideColumns<'_>,
+        metrics: &Metrics,
+    ) -> (Result<Arc<ModelHandle>, ModelError>, Fingerprint) {
         let folder = self.dir.join(name);
         let fingerprint = Fingerprint::of(&folder);
         let result = Self::start_model(&folder, &self.overrides, &self.options, metrics).and_then(
-            |handle| {
-                let missing = columns.and_then(|cols| {
-                    handle
-                        .spec
-                        .feature_columns()
-                        .iter()
-                        .find(|f| !cols.contains(f))
-                });
-                match missing {
-                    Some(column) => Err(ModelError::Mismatch {
-                        model: name.to_string(),
-                        message: format!(
-                            "the served snapshot has no column '{column}' that this version needs"
-                        ),
-                    }),
-                    None => Ok(Arc::new(handle)),
-                }
+            |handle| match provide(&handle.spec) {
+                Ok(()) => Ok(Arc::new(handle)),
+                Err(message) => Err(ModelError::Mismatch {
+                    model: name.to_string(),
+                    message: format!(
+                        "the snapshot cannot give this version its columns: {message}"
+                    ),
+                }),
             },
         );
-        let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = watch.entry(name.to_string()).or_default();
+        (result, fingerprint)
+    }
+
+    /// Serves a loaded folder (clearing an operator's unload) or records why it failed (`fingerprint`: its files
+    /// before the load), logged at ERROR once per set of files.
+    fn commit(
+        &self,
+        folders: &mut HashMap<String, FolderState>,
+        name: &str,
+        result: Result<Arc<ModelHandle>, ModelError>,
+        fingerprint: Fingerprint,
+        metrics: &Metrics,
+    ) -> ModelReload {
+        let entry = folders.entry(name.to_string()).or_default();
         entry.pending = None;
+        entry.unloaded = false;
         match result {
             Ok(handle) => {
-                let mut next = BTreeMap::clone(&self.models.load());
-                next.insert(name.to_string(), handle.clone());
-                self.models.store(Arc::new(next));
-                entry.failed = None;
-                entry.last_error = None;
-                metrics.model_loads.with_label_values(&[name]).inc();
+                (entry.failed, entry.last_error, entry.declared) = (None, None, None);
+                self.serve(handle.clone(), metrics);
                 ModelReload::Loaded(handle)
             }
             Err(error) => {
-                tracing::error!(model = name, %error, "model version not loaded; the served version stays");
+                if self.models.load().contains_key(name) {
+                    tracing::error!(model = name, %error, "model version not loaded; the served version stays");
+                } else {
+                    tracing::error!(
+                        model = name,
+                        %error,
+                        "model not loaded: it is not ready until its files change or it is loaded again"
+                    );
+                    metrics.set_model_ready(name, false);
+                    entry.declared = ModelSpec::load(&self.dir.join(name)).ok();
+                }
                 entry.failed = Some(fingerprint);
                 entry.last_error = Some(error.to_string());
                 metrics.model_load_failures.with_label_values(&[name]).inc();
@@ -667,31 +725,38 @@ impl ModelRegistry {
         }
     }
 
-    /// Reloads every served model whose folder changed and then stayed unchanged for one poll.
+    /// One poll of the models folder: loads new folders and changed ones (served, or retried after a failed load)
+    /// once their files stayed unchanged for a poll, like [`ModelRegistry::reload`], and unloads models whose
+    /// folder is gone. Folders the operator unloaded are left alone. An unreadable models folder changes nothing.
     pub fn reload_changed(
         &self,
-        columns: Option<&[String]>,
+        provide: &ProvideColumns<'_>,
         metrics: &Metrics,
-    ) -> Vec<(String, ModelReload)> {
-        let mut due = Vec::new();
-        {
-            let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-            for (name, handle) in self.models.load().iter() {
-                let now = Fingerprint::of(&self.dir.join(name));
-                let entry = watch.entry(name.clone()).or_default();
-                if now == handle.fingerprint || entry.failed.as_ref() == Some(&now) {
-                    entry.pending = None;
-                } else if entry.pending.as_ref() == Some(&now) {
-                    due.push(name.clone());
-                } else {
-                    entry.pending = Some(now);
-                }
+    ) -> Vec<(String, FolderChange)> {
+        let on_disk = match repository::scan(&self.dir) {
+            Ok(folders) => folders,
+            Err(error) => {
+                tracing::debug!(models = %self.dir.display(), %error, "cannot read the models folder; nothing changes");
+                return Vec::new();
             }
-        }
+        };
+        let due = {
+            let served = self.models.load();
+            let files = served
+                .iter()
+                .map(|(name, handle)| (name.as_str(), &handle.fingerprint))
+                .collect();
+            repository::due(&on_disk, &files, &mut self.folders())
+        };
         due.into_iter()
-            .map(|name| {
-                let outcome = self.reload(&name, columns, metrics);
-                (name, outcome)
+            .filter_map(|due| match due {
+                Due::Load(name) => self
+                    .reload_unless_unloaded(&name, provide, metrics)
+                    .map(|outcome| (name, FolderChange::Reloaded(outcome))),
+                Due::Remove(name) => {
+                    self.forget(&name, metrics);
+                    Some((name, FolderChange::Removed))
+                }
             })
             .collect()
     }

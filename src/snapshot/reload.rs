@@ -375,6 +375,44 @@ impl SnapshotReloader {
     }
 }
 
+impl SnapshotReloader {
+    /// Re-reads the served snapshot with `columns` when it lacks some of them (a model loaded at run time needs
+    /// columns the served models did not); Ok when it has them or nothing is served yet (the next rescan reads
+    /// them), Err saying why it cannot. Only the served file as it was loaded is re-read: a changed file is a new
+    /// candidate for [`SnapshotReloader::reload_once`] and its checks.
+    pub fn widen(
+        &self,
+        store: &SnapshotStore,
+        columns: &[String],
+        owned: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(served) = store.current() else {
+            return Ok(());
+        };
+        if columns.iter().all(|c| served.columns.contains(c)) {
+            return Ok(());
+        }
+        let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        let source = find_snapshots(&self.path)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|s| memory.served.as_ref() == Some(&SourceKey::of(s)))
+            .ok_or_else(|| {
+                format!(
+                    "the served snapshot {} changed on disk and is not reloaded yet",
+                    served.version
+                )
+            })?;
+        let mut wider = load_snapshot_with(&source, columns, owned)
+            .map_err(|e| format!("the served snapshot {} lacks them: {e}", served.version))?;
+        wider.warnings = column_warnings(&wider);
+        tracing::info!(snapshot = %wider.version, columns = columns.len(), "snapshot re-read with the columns a new model needs");
+        // The same data with more columns: the last error (a refused newer file) still stands.
+        store.current.store(Some(std::sync::Arc::new(wider)));
+        Ok(())
+    }
+}
+
 const ROW_DROP_HINT: &str = "a truncated export is not served (to take a deliberate shrink: \
      POST /v1/admin/snapshot/reload?accept_row_drop=true, or restart with --accept-row-drop-once)";
 
