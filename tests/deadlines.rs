@@ -145,3 +145,16 @@ fn the_server_default_applies_to_requests_that_name_no_deadline() {
     v1_error(&body, "deadline_exceeded");
     server.stop();
 }
+
+#[test]
+fn insights_take_the_deadline_header() {
+    let id = ids_of(&sample_rows(1)).remove(0);
+    let body = json!({ "customer_ids": [id] });
+    let (status, reply) = post_with("/v1/insights", Some("1"), &body);
+    assert_eq!(status, 504, "{reply}");
+    v1_error(&reply, "deadline_exceeded");
+    let (status, reply) = post_with("/v1/insights", Some("soon"), &body);
+    assert_eq!(status, 400, "{reply}");
+    let (status, reply) = post_with("/v1/insights", Some("60000"), &body);
+    assert_eq!(status, 200, "{reply}");
+}

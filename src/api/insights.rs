@@ -61,6 +61,7 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
 /// `POST /v1/insights`: one insight per customer, in request order; unknown customers are per-item errors.
 pub async fn post_insights(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: body::Json<InsightsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
@@ -84,7 +85,8 @@ pub async fn post_insights(
         &what,
         "--max-output-values",
     )?;
-    let reply = insights::insights(&state, &body.customer_ids, ask).await?;
+    let deadline = scoring::deadline(&state, super::score::timeout_header(&req)?);
+    let reply = insights::insights(&state, &body.customer_ids, ask, deadline).await?;
     let body = super::shape::run(offers + reasons, move || super::shape::json(&reply)).await??;
     Ok(HttpResponse::Ok()
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
@@ -96,13 +98,15 @@ pub async fn post_insights(
 /// cold-start rule answers.
 pub async fn get_customer_insights(
     state: web::Data<AppState>,
+    req: HttpRequest,
     id: web::Path<String>,
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let ask = ask(query.k, query.reasons)?;
     let ids = [CustomerId::Str(id.into_inner())];
-    let reply = insights::insights(&state, &ids, ask).await?;
+    let deadline = scoring::deadline(&state, super::score::timeout_header(&req)?);
+    let reply = insights::insights(&state, &ids, ask, deadline).await?;
     let Some(result) = reply.results.first() else {
         return Err(ScoreError::NotFound("no insight".into()).into());
     };

@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 
 use super::policy::{Action, Facts, OfferSource, Policy, PolicyStore, Vocabulary};
+use crate::batching::Deadline;
 use crate::error::ScoreError;
 use crate::model::catalogue::{Catalogue, Item, top_k_where};
 use crate::model::spec::{ModelKind, RiskBand, Segment};
@@ -245,6 +246,7 @@ pub async fn insights(
     state: &AppState,
     ids: &[CustomerId],
     ask: Ask,
+    deadline: Option<Deadline>,
 ) -> Result<Insights, ScoreError> {
     scoring::check_count("customer_ids", ids.len(), &state.limits)?;
     let (snapshot, stale) = scoring::served_snapshot(state)?;
@@ -263,12 +265,13 @@ pub async fn insights(
         model(RECOMMENDATION_MODEL, "recommender"),
     );
     // Every model's job is queued before any is awaited: they run on their own workers at the same time.
-    let submit =
-        |m: &Option<Arc<ModelHandle>>, explain: bool| -> Result<Option<Pending>, ScoreError> {
-            m.clone()
-                .map(|m| scoring::submit_customers(m, &snapshot, ids, &rows, explain))
-                .transpose()
-        };
+    let submit = |m: &Option<Arc<ModelHandle>>,
+                  explain: bool|
+     -> Result<Option<Pending>, ScoreError> {
+        m.clone()
+            .map(|m| scoring::submit_customers_until(m, &snapshot, ids, &rows, explain, deadline))
+            .transpose()
+    };
     let (churn, segmentation, recommender) = (
         submit(&churn, ask.reasons > 0)?,
         submit(&segmentation, false)?,
