@@ -233,12 +233,12 @@ pub struct Config {
     pub max_items_per_request: usize,
 
     /// Most recommended items one request may ask for (customers × k); past it, 413 `reply_too_large`.
-    #[arg(long, env = "CRMSCORE_MAX_RECOMMENDATIONS", default_value_t = 100_000)]
+    #[arg(long, env = "CRMSCORE_MAX_RECOMMENDATIONS", default_value_t = 20_000)]
     pub max_recommendations: usize,
 
     /// Most output values one request may produce (v2: rows × output width, contributions included; /v1 reasons:
     /// rows × features); past it, 413 `reply_too_large`.
-    #[arg(long, env = "CRMSCORE_MAX_OUTPUT_VALUES", default_value_t = 1_000_000)]
+    #[arg(long, env = "CRMSCORE_MAX_OUTPUT_VALUES", default_value_t = 250_000)]
     pub max_output_values: usize,
 
     /// Most characters in one text sent to a text model.
@@ -303,8 +303,8 @@ impl Config {
             queue_capacity: None,
             batch_workers: None,
             max_items_per_request: 10_000,
-            max_recommendations: 100_000,
-            max_output_values: 1_000_000,
+            max_recommendations: 20_000,
+            max_output_values: 250_000,
             max_text_chars: 5_000,
             max_body_bytes: 4 * 1024 * 1024,
             body_timeout_ms: 10_000,
