@@ -124,6 +124,20 @@ def get_json(port, path):
         conn.close()
 
 
+def metric_sum(port, name):
+    """The sum of every sample of a Prometheus metric (all label sets)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    except (OSError, http.client.HTTPException):
+        return 0.0
+    finally:
+        conn.close()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
 def rss_mb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -377,6 +391,9 @@ def main():
             os.replace(manifest + ".tmp", manifest)  # a model version swap
 
         dropper = threading.Thread(target=drops, daemon=True)
+        rows0 = metric_sum(port, "crmscore_batch_size_sum")
+        late0 = metric_sum(port, "crmscore_rows_inferred_late_total")
+        expired0 = metric_sum(port, "crmscore_jobs_expired_total")
         if args.oha:
             report = oha_run(args.oha, port, 3, bodies)
             record_oha(report, cap)
@@ -417,6 +434,13 @@ def main():
                 t.join(timeout=60)
             achieved = sum(overload.classes.values()) / (time.time() - started)
         dropper.join(timeout=60)
+        rows = metric_sum(port, "crmscore_batch_size_sum") - rows0
+        late = metric_sum(port, "crmscore_rows_inferred_late_total") - late0
+        summary["overload_inference"] = {
+            "rows_inferred": rows, "rows_inferred_for_gone_callers": late,
+            "jobs_dropped_before_inference": metric_sum(port, "crmscore_jobs_expired_total") - expired0,
+            "share_of_inference_on_answered_requests": round(1 - late / rows, 4) if rows else None,
+        }
         # The drops are picked up by the watcher: wait (bounded) for the good snapshot, the refusal and version 2.
         until = time.time() + 20
         while True:
@@ -480,6 +504,7 @@ def main():
     print(f"  capacity {summary.get('capacity_rps')} req/s (tiny/100-id mix, closed loop); offered "
           f"{summary.get('offered_rps')} req/s, sent {summary.get('sent_rps')} req/s")
     print(f"  after the drops: {summary.get('after_drops')}")
+    print(f"  overload inference: {summary.get('overload_inference')}")
     print(f"  small-request p99: quiet {summary.get('p99_small_quiet_ms'):.1f} ms, storm "
           f"{summary.get('p99_small_storm_ms'):.1f} ms")
     print(f"  RSS: idle {summary.get('idle_rss_mb')} MB, peak {summary.get('peak_rss_mb')} MB "

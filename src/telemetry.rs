@@ -56,6 +56,7 @@ pub struct Metrics {
     rejected: IntCounterVec,
     cancelled: IntCounterVec,
     expired: IntCounterVec,
+    late_rows: IntCounterVec,
     batch_retries: IntCounterVec,
     queue_depth: IntGaugeVec,
     /// Rows of the served snapshot.
@@ -172,6 +173,8 @@ pub struct ModelMetrics {
     pub cancelled: IntCounter,
     /// Jobs dropped before inference because their deadline had passed.
     pub expired: IntCounter,
+    /// Rows inferred for callers that had gone (their deadline passed during inference): wasted work.
+    pub late_rows: IntCounter,
     /// Failed batches rerun job by job to isolate the failing job.
     pub batch_retries: IntCounter,
     /// Triton-style statistics of this model version (fresh for each load, shared by its queue and workers).
@@ -243,6 +246,11 @@ impl Metrics {
             expired: counter_vec(
                 "crmscore_jobs_expired_total",
                 "Jobs dropped before inference because their deadline had passed (answered 504)",
+                &["model"],
+            ),
+            late_rows: counter_vec(
+                "crmscore_rows_inferred_late_total",
+                "Rows inferred for callers that had already gone (deadline passed or client left during inference)",
                 &["model"],
             ),
             batch_retries: counter_vec(
@@ -352,7 +360,7 @@ impl Metrics {
         };
         let r = &m.registry;
         m.api_keys.register(r);
-        let all: [Box<dyn Collector>; 27] = [
+        let all: [Box<dyn Collector>; 28] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),
             Box::new(m.policy_load_failures.clone()),
@@ -370,6 +378,7 @@ impl Metrics {
             Box::new(m.rejected.clone()),
             Box::new(m.cancelled.clone()),
             Box::new(m.expired.clone()),
+            Box::new(m.late_rows.clone()),
             Box::new(m.batch_retries.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.snapshot_rows.clone()),
@@ -403,6 +412,7 @@ impl Metrics {
             rejected: self.rejected.with_label_values(&[model]),
             cancelled: self.cancelled.with_label_values(&[model]),
             expired: self.expired.with_label_values(&[model]),
+            late_rows: self.late_rows.with_label_values(&[model]),
             batch_retries: self.batch_retries.with_label_values(&[model]),
             stats: Default::default(),
         }

@@ -284,8 +284,11 @@ fn answer_jobs<R: BatchRunner>(
         offset = end;
         match (answer, job.explain.clone()) {
             (Ok(answer), Some(explainer)) => explained.push((job, answer, explainer)),
-            // The caller may have gone since the check above; nothing to do then.
+            // The caller may have gone since the check above: its rows were inferred for nothing.
             (answer, _) => {
+                if job.reply.is_closed() {
+                    metrics.late_rows.inc_by(job.rows as u64);
+                }
                 record(metrics, &job, &answer);
                 let _ = job.reply.send(answer);
             }
@@ -575,5 +578,20 @@ mod tests {
         );
         assert_eq!(metrics.expired.get(), 1);
         assert_eq!(metrics.cancelled.get(), 0);
+    }
+
+    #[test]
+    fn rows_inferred_for_a_caller_that_left_during_inference_are_counted_late() {
+        let (q, _, metrics) = queue_with_metrics(Setup {
+            sleep: Duration::from_millis(200),
+            ..Setup::default()
+        });
+        let gone = q.submit(rows(vec![1.0, 2.0]), 2, None, None).unwrap();
+        let stays = q.submit(rows(vec![3.0]), 1, None, None).unwrap();
+        // The batch is running (it sleeps 200 ms) when the first caller leaves.
+        std::thread::sleep(Duration::from_millis(50));
+        drop(gone);
+        assert_eq!(stays.blocking_recv().unwrap().unwrap().values, vec![3.0]);
+        assert_eq!(metrics.late_rows.get(), 2);
     }
 }
