@@ -101,7 +101,7 @@ impl ScoreError {
     }
 
     /// How long a client should wait before retrying, for the errors where a retry helps.
-    fn retry_after(&self) -> Option<Duration> {
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ScoreError::QueueFull { .. } | ScoreError::NotReady(_) => Some(Duration::from_secs(1)),
             _ => None,
