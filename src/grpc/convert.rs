@@ -20,7 +20,7 @@ use crate::model::ModelHandle;
 use crate::model::spec::ModelKind;
 
 /// Input and output parameters that ask for features this server does not have.
-const UNSUPPORTED_PARAMETERS: [(&str, &str); 3] = [
+const UNSUPPORTED_PARAMETERS: [(&str, &str); 2] = [
     (
         "shared_memory_region",
         "shared memory is not supported; send the data in the request",
@@ -28,10 +28,6 @@ const UNSUPPORTED_PARAMETERS: [(&str, &str); 3] = [
     (
         "classification",
         "classification outputs are not supported; ask for the output itself",
-    ),
-    (
-        "binary_data_output",
-        "binary_data_output is an HTTP parameter; gRPC replies are always raw",
     ),
 ];
 
