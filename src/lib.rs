@@ -252,16 +252,11 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         })?;
     let addr = server.addrs().first().copied().unwrap_or(config.bind);
     let grpc_server = match config.grpc_bind {
-        Some(bind) => Some(grpc::start(
-            state.clone(),
-            grpc::GrpcOptions {
-                bind,
-                threads: config
-                    .http_workers
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-                max_message_bytes: config.max_body_bytes,
-            },
-        )?),
+        Some(bind) => Some(
+            grpc::start(state.clone(), grpc::GrpcOptions::of(&config, bind))
+                // The watcher started above would otherwise outlive the failed start.
+                .inspect_err(|_| stopping.store(true, Ordering::Relaxed))?,
+        ),
         None => None,
     };
     state.metrics.up.set(1);

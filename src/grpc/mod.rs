@@ -2,6 +2,7 @@
 //! runtime and thread, the HTTP server's shared state, stopped together with it.
 
 pub mod convert;
+pub mod describe;
 pub mod proto;
 mod service;
 pub mod status;
@@ -33,6 +34,20 @@ pub struct GrpcOptions {
     pub threads: usize,
     /// Largest request message accepted, in bytes (as --max-body-bytes for HTTP).
     pub max_message_bytes: usize,
+}
+
+impl GrpcOptions {
+    /// The options `config` gives a server on `bind`: --http-workers threads (default: one per core), and
+    /// --max-body-bytes as the largest request message.
+    pub fn of(config: &crate::Config, bind: SocketAddr) -> GrpcOptions {
+        GrpcOptions {
+            bind,
+            threads: config
+                .http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            max_message_bytes: config.max_body_bytes,
+        }
+    }
 }
 
 /// A started gRPC server: its address, and the handles to stop it.

@@ -8,10 +8,10 @@ use actix_web::web;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
 use super::proto::grpc_inference_service_server::GrpcInferenceService;
 use super::proto::*;
 use super::status::{self, status};
+use super::{convert, describe};
 use crate::error::ScoreError;
 use crate::inference;
 use crate::model::ModelHandle;
@@ -239,7 +239,7 @@ impl GrpcInferenceService for InferenceService {
         self.answer("grpc:ModelMetadata", request, |state, request| async move {
             let r = request.get_ref();
             let model = served_model(state, &r.name, &r.version).map_err(|e| status(&e))?;
-            Ok(convert::model_metadata(&model))
+            Ok(describe::model_metadata(&model))
         })
         .await
     }
@@ -259,7 +259,7 @@ impl GrpcInferenceService for InferenceService {
             let r = request.get_ref();
             let model = served_model(state, &r.name, &r.version).map_err(|e| status(&e))?;
             Ok(ModelConfigResponse {
-                config: Some(convert::model_config(&model)),
+                config: Some(describe::model_config(&model)),
             })
         })
         .await
