@@ -21,6 +21,9 @@
 #   k  crmscore  POST /v1/insights, 1 id (churn + reasons + segment + top-3 offers + policy), CONCURRENCY
 #                connections; reported as a share of a's req/s
 #   l  crmscore  as k at 1 connection (the latency of one insight, server and client)
+#   m  crmscore  gRPC ModelInfer (--grpc-bind), c's rows as raw_input_contents, CONCURRENCY calls in flight over as
+#                many HTTP/2 connections (examples/grpc_load.rs, the gRPC counterpart of oha; its CPU is the "oha" column)
+#   n  crmscore  as m over 1 shared HTTP/2 connection (how one tritonclient.grpc channel carries concurrent calls)
 # Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed, or (g) one
 # of 20,000 distinct texts of at most 120 characters from the feedback generator (scripts/feedback_corpus.py, same
 # seed): a pool of bodies, one per line, from which oha picks a random line for every request (oha -Z). The replies
@@ -30,7 +33,7 @@
 #   DURATION=30s  CONCURRENCY=64  SNAPSHOT_CUSTOMERS=1000000  SKIP_REFERENCE=0  SWEEP="1 4 16 64 256"
 #   BATCH_IDS=100  BATCH_CONCURRENCY=16  RECOMMEND_K=10  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
 #   SOAK=300  SOAK_INTERVAL=10  READY_TIMEOUT=600  CRMSCORE_ARGS="--device cpu"  SEED=7
-#   SCENARIOS="a b c d e f g h i j k l": the scenarios to run; a letter runs every scenario of that letter, a key runs one
+#   SCENARIOS="a b c d e f g h i j k l m n": the scenarios to run; a letter runs every scenario of that letter, a key runs one
 #     (SCENARIOS="g h" runs only crmscore's g and h; SCENARIOS="g h dg dh eg eh" adds their ceiling and reference)
 # The snapshot (.bench/customers-1m.parquet for 1M customers) is generated once with
 # scripts/train_models.py --snapshot-only. Tools go to git-ignored .bench/: oha (cargo install --locked, pinned)
@@ -63,7 +66,7 @@ SWEEP="${SWEEP:-1 4 16 64 256}"
 BATCH_IDS="${BATCH_IDS:-100}"
 BATCH_CONCURRENCY="${BATCH_CONCURRENCY:-16}"
 RECOMMEND_K="${RECOMMEND_K:-10}"
-SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l}"
+SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l m n}"
 WARMUP="${WARMUP:-5s}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
@@ -111,7 +114,7 @@ for v in CONCURRENCY SNAPSHOT_CUSTOMERS BATCH_IDS BATCH_CONCURRENCY RECOMMEND_K 
 done
 for c in $SWEEP; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "SWEEP must list positive integers, got '$SWEEP'"; done
 for k in $SCENARIOS; do
-  [[ "$k" =~ ^[a-l][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-l) or keys (d1, eg, f64, ...), not '$k'"
+  [[ "$k" =~ ^[a-n][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-n) or keys (d1, eg, f64, ...), not '$k'"
 done
 [[ -n "${SCENARIOS// /}" ]] || die "SCENARIOS is empty"
 want() { # key...: whether SCENARIOS asks for any of these scenario keys (a letter asks for every key it starts)
@@ -233,9 +236,9 @@ setup_venv() { # .bench/venv from scripts/reference/requirements.txt; pip only w
 }
 
 build() {
-  log "building crmscore and the ceiling (release) ..."
+  log "building crmscore, the ceiling and the gRPC load client (release) ..."
   scripts/setup-onnxruntime.sh >&2
-  run_bounded "$BUILD_TIMEOUT" cargo build --release --locked --bin crmscore --example ceiling >&2
+  run_bounded "$BUILD_TIMEOUT" cargo build --release --locked --bin crmscore --example ceiling --example grpc_load >&2
 }
 
 snapshot_file() {
@@ -538,6 +541,26 @@ measure() { # key label connections ids_per_request body_file url [duration]
   summarize "$key" "$label" "$SERVER_NAME" "$conns" "$ids" "$out" "$t0" "$t1" "$w0" "$w1" "$(rss_kb "$SERVER_PID")" \
     "$(busy_pct "$s0" "$s1")" "$(busy_pct "$c0" "$c1")" "$bench/times0" "$bench/times1"
 }
+# One gRPC scenario: as measure, with examples/grpc_load.rs (same JSON summary as oha) in place of oha.
+measure_grpc() { # key label calls_in_flight connections body_file [duration]
+  local key="$1" label="$2" conns="$3" links="$4" file="$5" dur="${6:-$DURATION}"
+  local out="$bench/grpc-$key.json" t0 t1 w0 w1 s0 s1 c0 c1 limit
+  limit=$(($(seconds_of "$dur") + 90))
+  t0="$(cpu_ticks "$SERVER_PID")"
+  s0="$(cpu_stat "$server_cpu_list")"
+  c0="$(cpu_stat "$client_cpu_list")"
+  w0="$(date +%s.%N)"
+  times >"$bench/times0"
+  run_bounded "$limit" taskset -c "$CLIENT_CPUS" "${GRPC_LOAD[@]}" --bodies "$file" --concurrency "$conns" \
+    --connections "$links" --duration "$dur" >"$out" || die "grpc_load failed for scenario $key"
+  times >"$bench/times1"
+  w1="$(date +%s.%N)"
+  t1="$(cpu_ticks "$SERVER_PID")"
+  s1="$(cpu_stat "$server_cpu_list")"
+  c1="$(cpu_stat "$client_cpu_list")"
+  summarize "$key" "$label" "$SERVER_NAME" "$conns" 1 "$out" "$t0" "$t1" "$w0" "$w1" "$(rss_kb "$SERVER_PID")" \
+    "$(busy_pct "$s0" "$s1")" "$(busy_pct "$c0" "$c1")" "$bench/times0" "$bench/times1"
+}
 summarize() {
   "$BPY" - "$@" "$clk_tck" "$server_threads" "$client_threads" "$results" <<'PY'
 import json, re, sys
@@ -585,6 +608,8 @@ PY
 
 # --- phases -----------------------------------------------------------------------------------------------------------
 crm_port="$PORT_BASE"
+grpc_port=$((PORT_BASE + 1))
+GRPC_LOAD=(target/release/examples/grpc_load --target "127.0.0.1:$grpc_port" --model churn --threads "$client_threads")
 ceiling_port=$((PORT_BASE + 10))
 ref_port=$((PORT_BASE + 20))
 one="$bodies/churn-1.jsonl"
@@ -600,10 +625,14 @@ parity_text="$bench/parity-sentiment.json"
 parity_rec="$bench/parity-recommend.json"
 
 start_crmscore() {
-  local url="http://127.0.0.1:$crm_port" m
+  local url="http://127.0.0.1:$crm_port" m grpc=()
+  if want m n; then
+    port_busy "$grpc_port" && die "port $grpc_port is already in use (set PORT_BASE)"
+    grpc=(--grpc-bind "127.0.0.1:$grpc_port")
+  fi
   # shellcheck disable=SC2086
   start_server crmscore "$crm_port" target/release/crmscore serve --bind "127.0.0.1:$crm_port" --models models \
-    --snapshots "$SNAPSHOT" --http-workers "$server_threads" $CRMSCORE_ARGS
+    --snapshots "$SNAPSHOT" --http-workers "$server_threads" "${grpc[@]}" $CRMSCORE_ARGS
   CRMSCORE_CMD="$SERVER_CMD"
   wait_ready probe_get "$url/v2/health/ready"
   for m in churn recommendation sentiment segmentation; do
@@ -613,6 +642,7 @@ start_crmscore() {
   check_replies crmscore "$url/v1/churn/score" churn "$one" "save=$parity"
   check_replies crmscore "$url/v1/churn/score" churn "$batch"
   check_replies crmscore "$url/v2/models/churn/infer" v2 "$v2"
+  if want m n; then run_bounded 60 "${GRPC_LOAD[@]}" --bodies "$v2" --check 5 || die "bad gRPC replies"; fi
   check_replies crmscore "$url/v1/sentiment" sentiment "$texts" "save=$parity_text"
   check_replies crmscore "$url/v1/recommendations" recommend "$recs" "save=$parity_rec"
   check_replies crmscore "$url/v1/churn/score" churn "$one_explain"
@@ -623,7 +653,7 @@ start_crmscore() {
 phase_crmscore() {
   local url="http://127.0.0.1:$crm_port" c sweep_keys=()
   for c in $SWEEP; do sweep_keys+=("f$c"); done
-  want a b c "${sweep_keys[@]}" g h i j k l || return 0
+  want a b c "${sweep_keys[@]}" g h i j k l m n || return 0
   start_crmscore
   if want a b c "${sweep_keys[@]}"; then warm_up "$url/v1/churn/score" "$one"; fi
   if want a; then measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
@@ -631,6 +661,13 @@ phase_crmscore() {
     measure b "crmscore churn $BATCH_IDS ids" "$BATCH_CONCURRENCY" "$BATCH_IDS" "$batch" "$url/v1/churn/score"
   fi
   if want c; then measure c "crmscore v2 infer 1 row" "$CONCURRENCY" 1 "$v2" "$url/v2/models/churn/infer"; fi
+  if want m n; then
+    log "warming up crmscore's gRPC for $WARMUP ..."
+    run_bounded $((warmup_s + 60)) taskset -c "$CLIENT_CPUS" "${GRPC_LOAD[@]}" --bodies "$v2" \
+      --concurrency "$CONCURRENCY" --duration "$WARMUP" >/dev/null
+  fi
+  if want m; then measure_grpc m "crmscore gRPC infer 1 row" "$CONCURRENCY" "$CONCURRENCY" "$v2"; fi
+  if want n; then measure_grpc n "crmscore gRPC infer 1 row 1 conn" "$CONCURRENCY" 1 "$v2"; fi
   for c in $SWEEP; do
     if want "f$c"; then measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"; fi
   done
@@ -828,6 +865,16 @@ if "l" in rows:
 if eng:
     print("\nengagement:\n" + "\n".join(eng))
     md += ["", "Engagement (explanations and insights) against plain churn scoring in the same run:", "", *eng]
+
+# The same v2 call (one churn row) over gRPC against HTTP/JSON, in the same run.
+grpc = [f"- {rows[x]['label']} (c={rows[x]['conns']}): {rows[x]['rps'] / rows['c']['rps']:.2f}x the req/s of c "
+        f"({rows[x]['rps']:.0f} / {rows['c']['rps']:.0f}), p50 {rows[x]['p50']:.3f} vs {rows['c']['p50']:.3f} ms, "
+        f"p99 {rows[x]['p99']:.3f} vs {rows['c']['p99']:.3f} ms"
+        for x in ("m", "n") if x in rows and "c" in rows and rows["c"]["rps"]]
+if grpc:
+    print("\nv2 over gRPC against v2 over HTTP/JSON (c):\n" + "\n".join(grpc))
+    md += ["", "v2 inference over gRPC (m: one HTTP/2 connection per call in flight, n: one shared connection) "
+           "against HTTP/JSON (c), same rows:", "", *grpc]
 
 sweep = sorted((v for v in rows.values() if v["key"].startswith("f")), key=lambda v: int(v["conns"]))
 if sweep:

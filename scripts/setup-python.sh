@@ -7,6 +7,9 @@
 #   --explain instead creates <repo>/.venv-explain from scripts/requirements-explain.txt: the packages of .venv plus
 #             shap, LightGBM, XGBoost and onnxmltools, for scripts/make_explain_fixtures.py only (the explanation
 #             fixtures are committed). CI and the server never need it.
+#   --triton  instead creates <repo>/.venv-triton from scripts/requirements-triton.txt: tritonclient (HTTP and gRPC),
+#             onnxruntime, pyarrow and tokenizers, for the interop check tests/interop/tritonclient_check.py that
+#             tests/tritonclient.rs runs (scripts/test.sh creates it before cargo test).
 # Idempotent: pip only runs when the requirements file changed since the last successful install (hash stamp).
 set -euo pipefail
 
@@ -23,8 +26,12 @@ case "${1:-}" in
     venv="$root/.venv-explain"
     req="$root/scripts/requirements-explain.txt"
     ;;
+  --triton)
+    venv="$root/.venv-triton"
+    req="$root/scripts/requirements-triton.txt"
+    ;;
   *)
-    echo "usage: $0 [--torch | --explain]" >&2
+    echo "usage: $0 [--torch | --explain | --triton]" >&2
     exit 2
     ;;
 esac

@@ -112,6 +112,12 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_STRICT_MODELS")]
     pub strict_models: bool,
 
+    /// Also serve KServe v2 over gRPC (Triton's inference.GRPCInferenceService, for tritonclient.grpc) on this
+    /// address (port 0: any free port), with --http-workers threads and --max-body-bytes as the largest request
+    /// message. Default: off.
+    #[arg(long, env = "CRMSCORE_GRPC_BIND")]
+    pub grpc_bind: Option<SocketAddr>,
+
     /// Engagement policy (TOML) choosing each customer's next best action in insights; watched and hot-reloaded.
     /// When the file does not exist the server runs without one (insights list "policy" as missing).
     #[arg(
@@ -278,6 +284,7 @@ impl Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             models: models.as_ref().to_path_buf(),
             strict_models: false,
+            grpc_bind: None,
             policy: None,
             snapshots: snapshots.as_ref().to_path_buf(),
             poll_ms: 50,
@@ -340,6 +347,7 @@ mod tests {
         assert_eq!(cfg.device, Device::Auto);
         assert_eq!(cfg.state_dir, Some(PathBuf::from(".crmscore-state")));
         assert!(!cfg.accept_row_drop_once);
+        assert_eq!(cfg.grpc_bind, None, "gRPC is off unless asked for");
         assert!(!cfg.allow_open_admin && !cfg.access_log && cfg.admin_token.is_none());
         assert_eq!(cli.log_format, LogFormat::Text);
         let cli = Cli::try_parse_from([

@@ -140,7 +140,7 @@ impl ScoreError {
     }
 
     /// How long a client should wait before retrying, for the errors where a retry helps.
-    fn retry_after(&self) -> Option<Duration> {
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ScoreError::QueueFull { .. }
             | ScoreError::NotReady(_)

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engagement;
 pub mod error;
 pub mod explain;
+pub mod grpc;
 pub mod inference;
 pub mod inspect;
 pub mod model;
@@ -85,13 +86,16 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Shared state, for tests and benches that look inside.
     pub state: web::Data<AppState>,
+    /// The gRPC address, when --grpc-bind asked for one (the real port when it said port 0).
+    pub grpc: Option<SocketAddr>,
+    grpc_server: Option<grpc::GrpcServer>,
     handle: ServerHandle,
     http: Option<JoinHandle<std::io::Result<()>>>,
     stopping: Arc<AtomicBool>,
 }
 
 impl RunningServer {
-    /// Blocks until the HTTP server ends (SIGINT/SIGTERM stop it gracefully, as does `stop`).
+    /// Blocks until the HTTP server ends (SIGINT/SIGTERM stop it gracefully, as does `stop`), then stops gRPC.
     pub fn wait(mut self) -> std::io::Result<()> {
         let result = match self.http.take() {
             Some(thread) => thread
@@ -99,14 +103,20 @@ impl RunningServer {
                 .unwrap_or_else(|_| Err(std::io::Error::other("HTTP thread panicked"))),
             None => Ok(()),
         };
+        if let Some(grpc) = self.grpc_server.take() {
+            grpc.join();
+        }
         self.stopping.store(true, Ordering::Relaxed);
         result
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits.
-    pub fn stop(self) {
+    /// Stops accepting (HTTP and gRPC), lets in-flight requests finish, and waits.
+    pub fn stop(mut self) {
         self.state.drain.start();
         self.stopping.store(true, Ordering::Relaxed);
+        if let Some(grpc) = &mut self.grpc_server {
+            grpc.shutdown();
+        }
         let handle = self.handle.clone();
         // ServerHandle::stop is async; a throwaway runtime drives it from plain threads and tests.
         actix_web::rt::System::new().block_on(handle.stop(true));
@@ -293,6 +303,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         source,
     })?;
     let addr = server.addrs().first().copied().unwrap_or(config.bind);
+    let grpc_server = match config.grpc_bind {
+        Some(bind) => Some(
+            grpc::start(state.clone(), grpc::GrpcOptions::of(&config, bind))
+                // The watcher started above would otherwise outlive the failed start.
+                .inspect_err(|_| stopping.store(true, Ordering::Relaxed))?,
+        ),
+        None => None,
+    };
     state.metrics.up.set(1);
     let server = server.run();
     let handle = server.handle();
@@ -304,6 +322,8 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         state,
+        grpc: grpc_server.as_ref().map(|g| g.addr),
+        grpc_server,
         handle,
         http: Some(http),
         stopping,

@@ -1,6 +1,7 @@
 //! The KServe v2 inference use case, shared by every v2 front door (HTTP JSON, HTTP binary, gRPC): decoded tensors
 //! in, the requested output tensors out. Nothing here knows how a tensor travelled.
 
+pub mod metadata;
 pub mod raw;
 
 use std::sync::Arc;
