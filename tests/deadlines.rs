@@ -123,7 +123,7 @@ fn v2_infer_takes_parameters_timeout_and_the_header() {
     assert!(v2_error(&body).contains("deadline of 1 ms"), "{body}");
     let (status, body) = post_with(path, Some("1"), &v2_texts(json!({})));
     assert_eq!(status, 504, "{body}");
-    let (status, body) = post_with(path, None, &v2_texts(json!({ "timeout": 60000 })));
+    let (status, body) = post_with(path, None, &v2_texts(json!({ "timeout": 60_000_000 })));
     assert_eq!(status, 200, "{body}");
     for bad in [json!("soon"), json!(0), json!(-1), json!(2.5)] {
         let (status, body) = post_with(path, None, &v2_texts(json!({ "timeout": bad })));

@@ -280,18 +280,20 @@ fn read_request(json: &[u8]) -> Result<InferRequest, ScoreError> {
         .map_err(|e| ScoreError::BadJson(e.to_string()))
 }
 
-/// The request's `parameters.timeout` in milliseconds (None when absent); it must be a whole number from 1 up.
+/// The request's `parameters.timeout` as whole milliseconds, rounded up (None when absent). It is in
+/// microseconds, as Triton defines it and tritonclient sends it (`client.infer(..., timeout=us)`); it must be a
+/// whole number from 1 up.
 fn timeout_parameter(request: &InferRequest) -> Result<Option<u64>, ScoreError> {
     let Some(value) = request.parameters.as_ref().and_then(|p| p.get("timeout")) else {
         return Ok(None);
     };
     value
         .as_u64()
-        .filter(|&ms| ms > 0)
-        .map(Some)
+        .filter(|&us| us > 0)
+        .map(|us| Some(us.div_ceil(1000)))
         .ok_or_else(|| {
             ScoreError::BadRequest(format!(
-                "parameters.timeout must be a whole number of milliseconds of at least 1, got {value}"
+                "parameters.timeout must be a whole number of microseconds of at least 1, got {value}"
             ))
         })
 }
