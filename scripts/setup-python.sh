@@ -7,6 +7,8 @@
 #   --explain instead creates <repo>/.venv-explain from scripts/requirements-explain.txt: the packages of .venv plus
 #             shap, LightGBM, XGBoost and onnxmltools, for scripts/make_explain_fixtures.py only (the explanation
 #             fixtures are committed). CI and the server never need it.
+#   --openapi instead creates <repo>/.venv-openapi from scripts/requirements-openapi.txt: openapi-spec-validator,
+#             which tests/openapi.rs runs on the server's /openapi.json (scripts/test.sh creates it).
 # Idempotent: pip only runs when the requirements file changed since the last successful install (hash stamp).
 set -euo pipefail
 
@@ -23,8 +25,12 @@ case "${1:-}" in
     venv="$root/.venv-explain"
     req="$root/scripts/requirements-explain.txt"
     ;;
+  --openapi)
+    venv="$root/.venv-openapi"
+    req="$root/scripts/requirements-openapi.txt"
+    ;;
   *)
-    echo "usage: $0 [--torch | --explain]" >&2
+    echo "usage: $0 [--torch | --explain | --openapi]" >&2
     exit 2
     ;;
 esac

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup-onnxruntime.sh
+# The OpenAPI validator that tests/openapi.rs runs on /openapi.json.
+scripts/setup-python.sh --openapi >/dev/null
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

@@ -109,7 +109,7 @@ pub fn vocabulary_of<'a>(
 }
 
 /// One offer: a catalogue item and its recommender score.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Offer {
     /// The item.
     #[serde(flatten)]
@@ -119,7 +119,9 @@ pub struct Offer {
 }
 
 /// A reason for the churn score.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+// Named apart from the scoring routes' `Reason` in the OpenAPI document.
+#[schema(as = InsightReason)]
 pub struct Reason {
     /// Feature name.
     pub name: String,
@@ -138,7 +140,7 @@ pub struct Reason {
 }
 
 /// The churn part of an insight.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Churn {
     /// Probability that the customer churns.
     pub probability: f32,
@@ -150,7 +152,7 @@ pub struct Churn {
 }
 
 /// The action the policy chose and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NextBestAction {
     /// What to do.
     pub action: Action,
@@ -167,7 +169,7 @@ pub struct NextBestAction {
 }
 
 /// A per-customer failure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InsightError {
     /// snake_case code.
     pub code: &'static str,
@@ -176,7 +178,7 @@ pub struct InsightError {
 }
 
 /// Everything known about one customer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Insight {
     /// The customer, echoed as given.
     pub customer_id: CustomerId,
@@ -201,7 +203,7 @@ pub struct Insight {
 }
 
 /// A model that answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelVersion {
     /// Model name.
     pub name: String,
@@ -210,7 +212,7 @@ pub struct ModelVersion {
 }
 
 /// The reply of an insights request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Insights {
     /// The snapshot every answer came from.
     pub snapshot: String,
