@@ -10,6 +10,8 @@
 #   --triton  instead creates <repo>/.venv-triton from scripts/requirements-triton.txt: tritonclient (HTTP and gRPC),
 #             onnxruntime, pyarrow and tokenizers, for the interop check tests/interop/tritonclient_check.py that
 #             tests/tritonclient.rs runs (scripts/test.sh creates it before cargo test).
+#   --openapi instead creates <repo>/.venv-openapi from scripts/requirements-openapi.txt: openapi-spec-validator,
+#             which tests/openapi.rs runs on the server's /openapi.json (scripts/test.sh creates it).
 # Idempotent: pip only runs when the requirements file changed since the last successful install (hash stamp).
 set -euo pipefail
 
@@ -30,8 +32,12 @@ case "${1:-}" in
     venv="$root/.venv-triton"
     req="$root/scripts/requirements-triton.txt"
     ;;
+  --openapi)
+    venv="$root/.venv-openapi"
+    req="$root/scripts/requirements-openapi.txt"
+    ;;
   *)
-    echo "usage: $0 [--torch | --explain | --triton]" >&2
+    echo "usage: $0 [--torch | --explain | --triton | --openapi]" >&2
     exit 2
     ;;
 esac

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup-onnxruntime.sh
+# The interop check's tritonclient venv (tests/tritonclient.rs) and the OpenAPI validator (tests/openapi.rs).
 scripts/setup-python.sh --triton >/dev/null
+scripts/setup-python.sh --openapi >/dev/null
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

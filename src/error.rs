@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, http::header};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -189,12 +190,26 @@ impl From<ScoreError> for ApiError {
 }
 
 /// The v1 error body, also used for per-item errors inside a 200 batch reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody<'a> {
     /// snake_case code
     pub code: &'a str,
     /// human sentence
     pub message: String,
+}
+
+/// The v1 error reply: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V1Error<'a> {
+    /// What went wrong.
+    pub error: ErrorBody<'a>,
+}
+
+/// The KServe v2 error reply: `{"error": "message"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V2Error {
+    /// What went wrong, as a human sentence.
+    pub error: String,
 }
 
 impl ResponseError for ApiError {
@@ -212,10 +227,15 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         match self.protocol {
-            Protocol::V1 => response.json(serde_json::json!({
-                "error": ErrorBody { code: self.error.code(), message: self.error.to_string() }
-            })),
-            Protocol::V2 => response.json(serde_json::json!({ "error": self.error.to_string() })),
+            Protocol::V1 => response.json(V1Error {
+                error: ErrorBody {
+                    code: self.error.code(),
+                    message: self.error.to_string(),
+                },
+            }),
+            Protocol::V2 => response.json(V2Error {
+                error: self.error.to_string(),
+            }),
         }
     }
 }

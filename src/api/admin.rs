@@ -1,10 +1,11 @@
 //! Operator routes: force a snapshot rescan, (re)load a model version. Behind the admin token when one is set.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{ApiError, ScoreError};
+use super::dto::ModelRef;
+use crate::error::{ApiError, ScoreError, V1Error, V2Error};
 use crate::model::registry::ModelReload;
 use crate::scoring::AppState;
 use crate::snapshot::ReloadOutcome;
@@ -82,15 +83,40 @@ fn shutting_down<E>(_: E) -> ScoreError {
 }
 
 /// Query of the snapshot reload route.
-#[derive(Debug, Default, Deserialize)]
-struct ReloadQuery {
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReloadQuery {
     /// Take a snapshot the row-drop guard would refuse (a deliberate shrink), and retry refused ones.
     #[serde(default)]
     accept_row_drop: bool,
 }
 
-/// `POST /v1/admin/snapshot/reload[?accept_row_drop=true]`: rescan now; 200 when the newest snapshot serves, 422
-/// naming it when it is refused (now or earlier, unchanged since).
+/// Reply of the snapshot reload route.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadReply {
+    /// `loaded` (a newer snapshot now serves) or `unchanged`.
+    pub outcome: &'static str,
+    /// The served snapshot's version (null when none is served).
+    pub snapshot: Option<String>,
+    /// Rows of the snapshot just loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// Seconds the load took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+/// Reload the snapshot
+///
+/// Rescan the snapshots path now; 200 when the newest snapshot serves, 422 naming it when it is refused (now or
+/// earlier, unchanged since).
+#[utoipa::path(post, path = "/v1/admin/snapshot/reload", tag = "v1 admin", params(ReloadQuery),
+    responses(
+        (status = 200, description = "The newest snapshot serves", body = ReloadReply),
+        (status = 400, description = "Bad query string", body = V1Error),
+        (status = 422, description = "The newest snapshot was refused; the served one stays", body = V1Error),
+        (status = 503, description = "No complete snapshot, or the server is shutting down", body = V1Error),
+    ))]
 pub async fn post_snapshot_reload(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -124,12 +150,18 @@ pub async fn post_snapshot_reload(
             version,
             rows,
             seconds,
-        } => Ok(HttpResponse::Ok().json(
-            json!({"outcome": "loaded", "snapshot": version, "rows": rows, "seconds": seconds}),
-        )),
-        ReloadOutcome::Unchanged => {
-            Ok(HttpResponse::Ok().json(json!({"outcome": "unchanged", "snapshot": served})))
-        }
+        } => Ok(HttpResponse::Ok().json(ReloadReply {
+            outcome: "loaded",
+            snapshot: Some(version),
+            rows: Some(rows),
+            seconds: Some(seconds),
+        })),
+        ReloadOutcome::Unchanged => Ok(HttpResponse::Ok().json(ReloadReply {
+            outcome: "unchanged",
+            snapshot: served,
+            rows: None,
+            seconds: None,
+        })),
         ReloadOutcome::Rejected { source, error } => Err(ScoreError::SnapshotRejected(format!(
             "snapshot {source} was refused: {error}; still serving {}",
             served.as_deref().unwrap_or("nothing")
@@ -141,8 +173,18 @@ pub async fn post_snapshot_reload(
     }
 }
 
-/// `POST /v2/repository/models/{model}/load` (Triton's explicit model control): load the folder's current files as
-/// a new version and swap it in; on failure the served version stays and the reason is returned.
+/// Load a model
+///
+/// Triton's explicit model control: load the folder's current files as a new version and swap it in; on failure
+/// the served version stays and the reason is returned.
+#[utoipa::path(post, path = "/v2/repository/models/{model}/load", tag = "v2 repository",
+    params(("model" = String, Path, description = "Model name (its folder)", example = "churn")),
+    responses(
+        (status = 200, description = "The version now served", body = ModelRef),
+        (status = 400, description = "The folder's files do not load; the served version stays", body = V2Error),
+        (status = 404, description = "No such model folder", body = V2Error),
+        (status = 503, description = "The server is shutting down", body = V2Error),
+    ))]
 pub async fn post_model_load(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -161,9 +203,10 @@ pub async fn post_model_load(
     .await
     .map_err(|e| ApiError::v2(shutting_down(e)))?;
     match outcome {
-        ModelReload::Loaded(m) => {
-            Ok(HttpResponse::Ok().json(json!({"name": m.spec.name, "version": m.spec.version})))
-        }
+        ModelReload::Loaded(m) => Ok(HttpResponse::Ok().json(ModelRef {
+            name: &m.spec.name,
+            version: &m.spec.version,
+        })),
         ModelReload::Failed(e) => Err(ApiError::v2(ScoreError::ModelLoad(e.to_string()))),
     }
 }

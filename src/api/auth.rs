@@ -81,6 +81,7 @@ mod tests {
             "/v1/churn/score",
             "/v1/snapshot",
             "/metrics",
+            "/openapi.json",
             "/v2/health",
         ] {
             assert!(!is_open(keyed), "{keyed}");

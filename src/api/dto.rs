@@ -6,13 +6,14 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::error::{ErrorBody, ScoreError};
 use crate::model::spec::RiskBand;
 use crate::snapshot::CustomerId;
 
 /// Body of the tabular score routes: customer ids from the snapshot, or inline feature rows.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
     /// Customers to look up in the served snapshot.
@@ -56,7 +57,7 @@ impl<'de> Deserialize<'de> for ExplainDepth {
 }
 
 /// One reason for a score: a feature's contribution to the model's margin.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Reason<'a> {
     /// Feature (snapshot column) name.
     pub name: &'a str,
@@ -78,7 +79,7 @@ pub struct Reason<'a> {
 }
 
 /// How a reply's reasons were computed (the same for every result).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExplanationInfo<'a> {
     /// `tree_shap` (exact) or `sampling` (estimated, with error bounds).
     pub method: &'static str,
@@ -156,7 +157,7 @@ impl ScoreRequest {
 }
 
 /// One recommended item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendedItem<'a> {
     /// Catalogue id.
     pub item_id: &'a str,
@@ -174,7 +175,7 @@ pub struct RecommendedItem<'a> {
 }
 
 /// One result of a recommender.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RecommendationResult<'a> {
     /// The customer, echoed as given.
     pub customer_id: &'a CustomerId,
@@ -190,7 +191,7 @@ pub struct RecommendationResult<'a> {
 }
 
 /// One result of a text classifier.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TextResult<'a> {
     /// Most probable label.
     pub label: &'a str,
@@ -199,7 +200,7 @@ pub struct TextResult<'a> {
 }
 
 /// Model name and version, as replies report them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelRef<'a> {
     /// Model name.
     pub name: &'a str,
@@ -208,7 +209,7 @@ pub struct ModelRef<'a> {
 }
 
 /// Reply of the tabular score routes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ScoreReply<'a, R> {
     /// Which model answered.
     pub model: ModelRef<'a>,
@@ -226,7 +227,7 @@ pub struct ScoreReply<'a, R> {
 }
 
 /// One result of a segmentation model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentResult<'a> {
     /// The item.
     #[serde(flatten)]
@@ -243,7 +244,7 @@ pub struct SegmentResult<'a> {
 }
 
 /// Which item a result is about.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKey<'a> {
     /// A customer id, echoed as given.
@@ -253,7 +254,7 @@ pub enum ItemKey<'a> {
 }
 
 /// One result of `/v1/models/{model}/score` for a tabular model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TabularResult<'a> {
     /// The item.
     #[serde(flatten)]
@@ -279,7 +280,7 @@ pub struct TabularResult<'a> {
 }
 
 /// One result of `/v1/churn/score`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChurnResult<'a> {
     /// The item.
     #[serde(flatten)]
@@ -299,7 +300,7 @@ pub struct ChurnResult<'a> {
 }
 
 /// KServe v2 inference request (the JSON header of a binary one).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// Echoed in the reply.
@@ -315,7 +316,7 @@ pub struct InferRequest {
 }
 
 /// One v2 input tensor.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InferInput {
     /// Tensor name.
@@ -334,7 +335,7 @@ pub struct InferInput {
 }
 
 /// One requested v2 output.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedOutput {
     /// Tensor name.
@@ -345,7 +346,7 @@ pub struct RequestedOutput {
 }
 
 /// KServe v2 inference reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InferResponse<'a> {
     /// Model name.
     pub model_name: &'a str,
@@ -359,7 +360,7 @@ pub struct InferResponse<'a> {
 }
 
 /// One v2 output tensor.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InferOutput<'a> {
     /// Tensor name.
     pub name: &'a str,
@@ -376,14 +377,14 @@ pub struct InferOutput<'a> {
 }
 
 /// Parameters of a v2 output tensor sent as binary data.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutputParameters {
     /// Bytes of the tensor's data after the JSON header.
     pub binary_data_size: usize,
 }
 
 /// Name, datatype and shape of a tensor in v2 model metadata.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TensorMetadata {
     /// Tensor name.
     pub name: String,

@@ -7,9 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::admin::{is_admin, paths_for};
 use super::body;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::engagement::insights::{self, Ask};
-use crate::error::{ApiError, ScoreError};
+use crate::error::{ApiError, ScoreError, V1Error};
 use crate::scoring::{self, AppState};
 use crate::snapshot::CustomerId;
 
@@ -21,7 +22,7 @@ const DEFAULT_REASONS: usize = 3;
 const MAX_PER_CUSTOMER: usize = 50;
 
 /// Body of `POST /v1/insights`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsightsRequest {
     /// Customers to look up in the served snapshot.
@@ -33,7 +34,8 @@ pub struct InsightsRequest {
 }
 
 /// Query of `GET /v1/customers/{id}/insights`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InsightsQuery {
     /// Offers (default 3).
@@ -58,7 +60,19 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
     Ok(Ask { offers, reasons })
 }
 
-/// `POST /v1/insights`: one insight per customer, in request order; unknown customers are per-item errors.
+/// Insights
+///
+/// Churn, reasons, segment, offers and the next best action, one insight per customer in request order; unknown
+/// customers are per-item errors.
+#[utoipa::path(post, path = "/v1/insights", tag = "v1 engagement", request_body = InsightsRequest,
+    responses(
+        (status = 200, description = "One insight per customer", body = insights::Insights,
+            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
+        (status = 400, description = "Bad request (`k` or `reasons` out of range, malformed body)", body = V1Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, or a model's queue is full", body = V1Error),
+        (status = 504, description = "The request's deadline passed", body = V1Error),
+    ))]
 pub async fn post_insights(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -94,8 +108,19 @@ pub async fn post_insights(
         .body(body))
 }
 
-/// `GET /v1/customers/{id}/insights`: the same for one customer; 404 when the customer is unknown and no
-/// cold-start rule answers.
+/// One customer's insight
+///
+/// The same for one customer; 404 when the customer is unknown and no cold-start rule answers.
+#[utoipa::path(get, path = "/v1/customers/{id}/insights", tag = "v1 engagement",
+    params(("id" = String, Path, description = "Customer id"), InsightsQuery),
+    responses(
+        (status = 200, description = "The customer's insight", body = OneInsight,
+            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
+        (status = 400, description = "`k` or `reasons` out of range, or a bad query string", body = V1Error),
+        (status = 404, description = "Unknown customer", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, or a model's queue is full", body = V1Error),
+        (status = 504, description = "The request's deadline passed", body = V1Error),
+    ))]
 pub async fn get_customer_insights(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -127,21 +152,34 @@ pub async fn get_customer_insights(
 }
 
 /// The reply of `GET /v1/customers/{id}/insights`: the insights reply with its one `result`.
-#[derive(Serialize)]
-struct OneInsight<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct OneInsight<'a> {
+    /// The snapshot the answer came from.
     snapshot: &'a str,
+    /// Present (true) only when that snapshot is older than --max-snapshot-age.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stale: bool,
+    /// The models that answered.
     models: &'a [insights::ModelVersion],
+    /// The served policy's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a str>,
+    /// What is not served, so parts of the answer are absent.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     missing: &'a [String],
+    /// The customer's insight.
     result: &'a insights::Insight,
 }
 
-/// `GET /v1/policy`: the served engagement policy, its rules and warnings, and why a newer file is refused
-/// (file paths only for the admin token's holder).
+/// The engagement policy
+///
+/// The served engagement policy, its rules and warnings, and why a newer file is refused (file paths only for the
+/// admin token's holder).
+#[utoipa::path(get, path = "/v1/policy", tag = "v1 engagement",
+    responses(
+        (status = 200, description = "The served policy", body = crate::engagement::PolicyStatus),
+        (status = 404, description = "No policy is served (no --policy)", body = V1Error),
+    ))]
 pub async fn get_policy(
     req: HttpRequest,
     state: web::Data<AppState>,

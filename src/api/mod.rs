@@ -12,6 +12,7 @@ mod metrics;
 mod model_config;
 mod model_stats;
 mod non_finite;
+pub mod openapi;
 mod repository;
 mod score;
 mod shape;
@@ -107,6 +108,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
             ),
     )
     .service(resource("/metrics").route(web::get().to(metrics::get_metrics)))
+    .service(resource("/openapi.json").route(web::get().to(openapi::get_openapi)))
     .default_service(web::to(not_found).wrap(from_fn(auth::require_api_key)));
 }
 

@@ -12,7 +12,7 @@ use super::dto::{
     TextResult,
 };
 use super::{body, shape};
-use crate::error::{ApiError, ErrorBody, ScoreError};
+use crate::error::{ApiError, ErrorBody, ScoreError, V1Error};
 use crate::model::spec::{ModelKind, ModelSpec};
 use crate::scoring::{self, AppState, Explained, Scored};
 use crate::snapshot::CustomerId;
@@ -25,7 +25,44 @@ pub const RECOMMENDATION_MODEL: &str = "recommendation";
 /// The model behind `/v1/sentiment`.
 pub const SENTIMENT_MODEL: &str = "sentiment";
 
-/// `POST /v1/models/{model}/score`: the body and reply follow the model's kind.
+/// The reply of `/v1/models/{model}/score`, whose results follow the model's kind (the document's view: each
+/// handler branch serializes one of these `ScoreReply`s directly).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ModelScoreReply<'a> {
+    /// A tabular model.
+    Tabular(ScoreReply<'a, TabularResult<'a>>),
+    /// A segmentation model.
+    Segmentation(ScoreReply<'a, SegmentResult<'a>>),
+    /// A recommender.
+    Recommender(ScoreReply<'a, RecommendationResult<'a>>),
+    /// A text classifier.
+    Text(ScoreReply<'a, TextResult<'a>>),
+}
+
+/// Score with any model
+///
+/// The body and reply follow the model's kind: tabular and segmentation models take `customer_ids` or `rows`
+/// (tabular ones also `explain`), recommenders `customer_ids`, `k` and `exclude_owned`, text models `texts`.
+#[utoipa::path(post, path = "/v1/models/{model}/score", tag = "v1",
+    params(("model" = String, Path, description = "Model name", example = "churn"), ("x-request-timeout-ms" = Option<u64>, Header, minimum = 1,
+            description = "How long the client waits, in milliseconds")),
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "One result per requested item, in request order", body = ModelScoreReply,
+            headers(
+                ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
+                ("x-inference-time-us" = u64, description = "Microseconds of inference"),
+                ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+            )),
+        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
+        (status = 404, description = "The model is not served", body = V1Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
+        (status = 500, description = "Inference failed", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
+        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+    ))]
 pub async fn post_model_score(
     state: web::Data<AppState>,
     model: web::Path<String>,
@@ -35,7 +72,26 @@ pub async fn post_model_score(
     score(&state, &model, &req, body.into_inner(), None).await
 }
 
-/// `POST /v1/churn/score`: the churn model, with `churn_probability` and `risk`.
+/// Churn scores
+///
+/// The churn model, with `churn_probability` and `risk`; `explain` adds each result's reasons.
+#[utoipa::path(post, path = "/v1/churn/score", tag = "v1", params(("x-request-timeout-ms" = Option<u64>, Header, minimum = 1,
+            description = "How long the client waits, in milliseconds")),
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "One result per requested item, in request order", body = ScoreReply<ChurnResult>,
+            headers(
+                ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
+                ("x-inference-time-us" = u64, description = "Microseconds of inference"),
+                ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+            )),
+        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
+        (status = 404, description = "The model is not served", body = V1Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
+        (status = 500, description = "Inference failed", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
+        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+    ))]
 pub async fn post_churn_score(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -51,7 +107,26 @@ pub async fn post_churn_score(
     .await
 }
 
-/// `POST /v1/recommendations`: the recommendation model.
+/// Recommendations
+///
+/// The recommendation model: `k` items per customer, owned items excluded unless `exclude_owned` is false.
+#[utoipa::path(post, path = "/v1/recommendations", tag = "v1", params(("x-request-timeout-ms" = Option<u64>, Header, minimum = 1,
+            description = "How long the client waits, in milliseconds")),
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "One result per requested item, in request order", body = ScoreReply<RecommendationResult>,
+            headers(
+                ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
+                ("x-inference-time-us" = u64, description = "Microseconds of inference"),
+                ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+            )),
+        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
+        (status = 404, description = "The model is not served", body = V1Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
+        (status = 500, description = "Inference failed", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
+        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+    ))]
 pub async fn post_recommendations(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -67,7 +142,26 @@ pub async fn post_recommendations(
     .await
 }
 
-/// `POST /v1/sentiment`: the sentiment model.
+/// Sentiment
+///
+/// The sentiment model: a label and the probability of every label per text.
+#[utoipa::path(post, path = "/v1/sentiment", tag = "v1", params(("x-request-timeout-ms" = Option<u64>, Header, minimum = 1,
+            description = "How long the client waits, in milliseconds")),
+    request_body = ScoreRequest,
+    responses(
+        (status = 200, description = "One result per requested item, in request order", body = ScoreReply<TextResult>,
+            headers(
+                ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
+                ("x-inference-time-us" = u64, description = "Microseconds of inference"),
+                ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+            )),
+        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
+        (status = 404, description = "The model is not served", body = V1Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
+        (status = 500, description = "Inference failed", body = V1Error),
+        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
+        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+    ))]
 pub async fn post_sentiment(
     state: web::Data<AppState>,
     req: HttpRequest,

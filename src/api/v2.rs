@@ -5,37 +5,83 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::binary::{self, ReplyFormat};
 use super::body;
-use super::dto::{InferRequest, TensorMetadata};
+use super::dto::{InferRequest, InferResponse, TensorMetadata};
 use super::score::timing_headers;
 use super::{model_config, model_stats, non_finite};
-use crate::error::{ApiError, ScoreError};
+use crate::error::{ApiError, ScoreError, V2Error};
 use crate::inference::{self, CONTRIBUTIONS_OUTPUT, InferCall, TEXT_INPUT};
 use crate::model::ModelHandle;
 use crate::model::session::TensorInfo;
 use crate::model::spec::ModelKind;
 use crate::scoring::{self, AppState};
 
-/// `GET /v2`
+/// Reply of `GET /v2`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerMetadata {
+    /// Server name.
+    pub name: &'static str,
+    /// Server version.
+    pub version: &'static str,
+    /// The protocol extensions served.
+    pub extensions: Vec<&'static str>,
+}
+
+/// Server metadata
+///
+/// The server's name, version and protocol extensions (KServe v2).
+#[utoipa::path(get, path = "/v2", tag = "v2",
+    responses((status = 200, description = "Server metadata", body = ServerMetadata)))]
 pub async fn get_server_metadata() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "name": "crmscore",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_configuration", "statistics"],
-    }))
+    HttpResponse::Ok().json(ServerMetadata {
+        name: "crmscore",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec!["binary_tensor_data", "model_configuration", "statistics"],
+    })
+}
+
+/// Reply of the model metadata routes (KServe v2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelMetadata {
+    /// Model name.
+    pub name: String,
+    /// The served version (none for a folder whose manifest does not say).
+    pub versions: Vec<String>,
+    /// Always `onnxruntime_onnx`.
+    pub platform: &'static str,
+    /// The tensors a client sends (empty for a model that is not served).
+    pub inputs: Vec<TensorMetadata>,
+    /// The tensors a client gets back (empty for a model that is not served).
+    pub outputs: Vec<TensorMetadata>,
+    /// The manifest's settings: `kind`, `batching`, `features`, `labels`, ... (keys depend on the kind); for a
+    /// folder that is not served, `ready: false`, `state`, `reason` and `last_load_error`.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Reply of the model readiness routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelReady {
+    /// Model name.
+    pub name: String,
+    /// Always true (a model that is not ready answers 404).
+    pub ready: bool,
 }
 
 /// A model route's path: `/v2/models/{model}[/versions/{version}]/...`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ModelPath {
     /// Model name.
+    #[param(example = "churn")]
     model: String,
-    /// The version asked for, on versioned routes.
+    /// The version asked for, on versioned routes (the document's versioned copies add it).
     #[serde(default)]
+    #[param(ignore)]
     version: Option<String>,
 }
 
@@ -133,7 +179,15 @@ pub(super) fn metadata_tensors(
     }
 }
 
-/// `GET /v2/models/{model}[/versions/{version}]`
+/// Model metadata
+///
+/// Name, versions, platform, input and output tensors, and the manifest's settings. A model folder that failed to
+/// load or was unloaded answers 200 with `parameters.state = "UNAVAILABLE"` and the reason.
+#[utoipa::path(get, path = "/v2/models/{model}", tag = "v2", params(ModelPath),
+    responses(
+        (status = 200, description = "Model metadata", body = ModelMetadata),
+        (status = 404, description = "No such model (or version)", body = V2Error),
+    ))]
 pub async fn get_model_metadata(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -152,7 +206,7 @@ pub async fn get_model_metadata(
         .map(|e| super::admin::paths_for(admin, &e));
     let spec = &m.spec;
     let (inputs, outputs, kind_parameters) = metadata_tensors(&m);
-    let mut parameters = json!({
+    let parameters = json!({
         "kind": spec.kind.name(),
         "description": spec.description,
         "execution_provider": m.provider,
@@ -166,31 +220,53 @@ pub async fn get_model_metadata(
         "loaded_at": m.loaded_at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64(),
         "last_load_error": last_load_error,
     });
-    if let (Some(all), serde_json::Value::Object(extra)) =
-        (parameters.as_object_mut(), kind_parameters)
-    {
-        all.extend(extra);
+    let mut parameters = match parameters {
+        serde_json::Value::Object(all) => all,
+        _ => serde_json::Map::new(),
+    };
+    if let serde_json::Value::Object(extra) = kind_parameters {
+        parameters.extend(extra);
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "name": spec.name,
-        "versions": [spec.version],
-        "platform": "onnxruntime_onnx",
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": parameters,
-    })))
+    Ok(HttpResponse::Ok().json(ModelMetadata {
+        name: spec.name.clone(),
+        versions: vec![spec.version.clone()],
+        platform: PLATFORM,
+        inputs,
+        outputs,
+        parameters,
+    }))
 }
 
-/// `GET /v2/models/{model}[/versions/{version}]/ready`: a served model is loaded and warmed up.
+/// The v2 platform of every model.
+pub(super) const PLATFORM: &str = "onnxruntime_onnx";
+
+/// Model readiness
+///
+/// 200 when the model is loaded and warmed up.
+#[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "v2", params(ModelPath),
+    responses(
+        (status = 200, description = "The model serves", body = ModelReady),
+        (status = 404, description = "No such model (or version), or it is not served", body = V2Error),
+    ))]
 pub async fn get_model_ready(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
 ) -> Result<HttpResponse, ApiError> {
     let m = model(&state, &path)?;
-    Ok(HttpResponse::Ok().json(json!({ "name": m.spec.name, "ready": true })))
+    Ok(HttpResponse::Ok().json(ModelReady {
+        name: m.spec.name.clone(),
+        ready: true,
+    }))
 }
 
-/// `GET /v2/models/{model}[/versions/{version}]/config`: Triton's model configuration.
+/// Model configuration
+///
+/// Triton's JSON model configuration (what `tritonclient`'s `get_model_config` reads).
+#[utoipa::path(get, path = "/v2/models/{model}/config", tag = "v2", params(ModelPath),
+    responses(
+        (status = 200, description = "Triton model configuration", body = model_config::ModelConfig),
+        (status = 404, description = "No such model (or version)", body = V2Error),
+    ))]
 pub async fn get_model_config(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
@@ -200,7 +276,14 @@ pub async fn get_model_config(
     Ok(HttpResponse::Ok().json(model_config::model_config(&m, &inputs, &outputs)))
 }
 
-/// `GET /v2/models/{model}[/versions/{version}]/stats`: Triton's inference statistics of the model.
+/// Model statistics
+///
+/// Triton's inference statistics of the model.
+#[utoipa::path(get, path = "/v2/models/{model}/stats", tag = "v2", params(ModelPath),
+    responses(
+        (status = 200, description = "Inference statistics", body = model_stats::StatsReply),
+        (status = 404, description = "No such model (or version)", body = V2Error),
+    ))]
 pub async fn get_model_stats(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,
@@ -209,15 +292,54 @@ pub async fn get_model_stats(
     Ok(HttpResponse::Ok().json(model_stats::stats_reply([&*m])))
 }
 
-/// `GET /v2/models/stats`: the inference statistics of every served model.
+/// Statistics of every model
+///
+/// The inference statistics of every served model.
+#[utoipa::path(get, path = "/v2/models/stats", tag = "v2",
+    responses((status = 200, description = "Inference statistics", body = model_stats::StatsReply)))]
 pub async fn get_all_stats(state: web::Data<AppState>) -> HttpResponse {
     let models = state.models.all();
     HttpResponse::Ok().json(model_stats::stats_reply(models.iter().map(|m| &**m)))
 }
 
-/// `POST /v2/models/{model}[/versions/{version}]/infer`: feature models take one numeric [batch, features] tensor
-/// and return their output (probabilities, item scores, segment distances); text models take a BYTES [batch] (or
-/// [batch, 1]) tensor of texts. Tensors travel as JSON or as Triton binary data, in both directions.
+/// Inference
+///
+/// Feature models take one numeric [batch, features] tensor and return their output (probabilities, item scores,
+/// segment distances); text models take a BYTES [batch] (or [batch, 1]) tensor of texts. Tensors travel as JSON
+/// or as Triton binary data (a JSON header of `Inference-Header-Content-Length` bytes, then the tensors' raw
+/// little-endian bytes), in both directions.
+#[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "v2",
+    params(
+        ModelPath,
+        ("Inference-Header-Content-Length" = Option<u64>, Header,
+            description = "Binary tensor data: the length of the JSON header that starts the body"),
+        ("x-request-timeout-ms" = Option<u64>, Header, minimum = 1,
+            description = "How long the client waits, in milliseconds"),
+    ),
+    request_body(description = "A v2 inference request, as JSON or as a JSON header followed by binary tensor data",
+        content(
+            (InferRequest = "application/json"),
+            ("application/octet-stream"),
+        )),
+    responses(
+        (status = 200, description = "Output tensors, as JSON or as a JSON header followed by binary tensor data",
+            content(
+                (InferResponse = "application/json"),
+                ("application/octet-stream"),
+            ),
+            headers(
+                ("Inference-Header-Content-Length" = u64,
+                    description = "Binary replies: the length of the JSON header that starts the body"),
+                ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
+                ("x-inference-time-us" = u64, description = "Microseconds of inference"),
+                ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+            )),
+        (status = 404, description = "No such model (or version)", body = V2Error),
+        (status = 413, description = "The reply would be larger than the server's limits", body = V2Error),
+        (status = 500, description = "Inference failed", body = V2Error),
+        (status = 503, description = "The model's queue is full or it is not available", body = V2Error),
+        (status = 504, description = "The request's deadline passed before the model answered", body = V2Error),
+    ))]
 pub async fn post_infer(
     state: web::Data<AppState>,
     path: web::Path<ModelPath>,

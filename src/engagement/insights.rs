@@ -110,7 +110,7 @@ pub fn vocabulary_of<'a>(
 }
 
 /// One offer: a catalogue item and its recommender score.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Offer {
     /// The item.
     #[serde(flatten)]
@@ -120,7 +120,9 @@ pub struct Offer {
 }
 
 /// A reason for the churn score.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+// Named apart from the scoring routes' `Reason` in the OpenAPI document.
+#[schema(as = InsightReason)]
 pub struct Reason {
     /// Feature name.
     pub name: String,
@@ -139,7 +141,7 @@ pub struct Reason {
 }
 
 /// The churn part of an insight.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Churn {
     /// Probability that the customer churns.
     pub probability: f32,
@@ -151,7 +153,7 @@ pub struct Churn {
 }
 
 /// The action the policy chose and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NextBestAction {
     /// What to do.
     pub action: Action,
@@ -168,7 +170,7 @@ pub struct NextBestAction {
 }
 
 /// A per-customer failure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InsightError {
     /// snake_case code.
     pub code: &'static str,
@@ -177,7 +179,7 @@ pub struct InsightError {
 }
 
 /// Everything known about one customer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Insight {
     /// The customer, echoed as given.
     pub customer_id: CustomerId,
@@ -202,7 +204,7 @@ pub struct Insight {
 }
 
 /// A model that answered.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ModelVersion {
     /// Model name.
     pub name: String,
@@ -211,7 +213,7 @@ pub struct ModelVersion {
 }
 
 /// The reply of an insights request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Insights {
     /// The snapshot every answer came from.
     pub snapshot: String,

@@ -101,7 +101,7 @@ pub struct SegmentationSpec {
 }
 
 /// A named customer segment.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
     /// snake_case key, used by engagement policies.
@@ -174,7 +174,7 @@ pub struct RiskBands {
 }
 
 /// A risk band label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskBand {
     /// below `medium`

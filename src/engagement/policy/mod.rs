@@ -84,7 +84,7 @@ pub enum PolicyError {
 }
 
 /// The next best actions a rule may choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// An agent calls the customer.
@@ -395,7 +395,7 @@ impl std::fmt::Debug for Policy {
 }
 
 /// One rule as the status route and `check-policy` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleSummary {
     /// The rule's name.
     pub name: String,

@@ -28,7 +28,7 @@ struct StoreState {
 }
 
 /// What the status route shows of the served policy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyStatus {
     /// The policy file.
     pub path: String,
