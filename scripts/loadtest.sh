@@ -24,6 +24,9 @@
 #   m  crmscore  gRPC ModelInfer (--grpc-bind), c's rows as raw_input_contents, CONCURRENCY calls in flight over as
 #                many HTTP/2 connections (examples/grpc_load.rs, the gRPC counterpart of oha; its CPU is the "oha" column)
 #   n  crmscore  as m over 1 shared HTTP/2 connection (how one tritonclient.grpc channel carries concurrent calls)
+#   o  crmscore  as c with Triton's binary tensor extension (FP32 row in, binary output out; one fixed row, oha -D)
+#   p  crmscore  POST /v2/models/churn/infer, 100 rows per request as v2 JSON, BATCH_CONCURRENCY connections
+#   q  crmscore  as p with the same 100 rows as binary tensors in and out; reported as rows/s against p
 # Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed, or (g) one
 # of 20,000 distinct texts of at most 120 characters from the feedback generator (scripts/feedback_corpus.py, same
 # seed): a pool of bodies, one per line, from which oha picks a random line for every request (oha -Z). The replies
@@ -33,7 +36,7 @@
 #   DURATION=30s  CONCURRENCY=64  SNAPSHOT_CUSTOMERS=1000000  SKIP_REFERENCE=0  SWEEP="1 4 16 64 256"
 #   BATCH_IDS=100  BATCH_CONCURRENCY=16  RECOMMEND_K=10  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
 #   SOAK=300  SOAK_INTERVAL=10  READY_TIMEOUT=600  CRMSCORE_ARGS="--device cpu"  SEED=7
-#   SCENARIOS="a b c d e f g h i j k l m n": the scenarios to run; a letter runs every scenario of that letter, a key runs one
+#   SCENARIOS="a b c d e f g h i j k l m n o p q": the scenarios to run; a letter runs every scenario of that letter, a key runs one
 #     (SCENARIOS="g h" runs only crmscore's g and h; SCENARIOS="g h dg dh eg eh" adds their ceiling and reference)
 # The snapshot (.bench/customers-1m.parquet for 1M customers) is generated once with
 # scripts/train_models.py --snapshot-only. Tools go to git-ignored .bench/: oha (cargo install --locked, pinned)
@@ -66,7 +69,7 @@ SWEEP="${SWEEP:-1 4 16 64 256}"
 BATCH_IDS="${BATCH_IDS:-100}"
 BATCH_CONCURRENCY="${BATCH_CONCURRENCY:-16}"
 RECOMMEND_K="${RECOMMEND_K:-10}"
-SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l m n}"
+SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l m n o p q}"
 WARMUP="${WARMUP:-5s}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
@@ -333,6 +336,31 @@ if len(texts) < pool_texts:
 PY
 }
 
+# Fixed bodies of scenarios o, p, q: one row as binary tensors, and the same 100 rows as v2 JSON and as binary; the
+# binary bodies' JSON header lengths go to <file>.len.
+make_binary_bodies() {
+  "$BPY" - "$bodies" "$SEED" <<'PY'
+import json, struct, sys
+from pathlib import Path
+out, seed = Path(sys.argv[1]), int(sys.argv[2])
+rows = [json.loads(line)["inputs"][0] for line in open(out / "v2-1.jsonl")][:100]
+name, width = rows[0]["name"], rows[0]["shape"][1]
+def binary(values, n, path):
+    raw = struct.pack(f"<{len(values)}f", *values)
+    header = json.dumps({"inputs": [{"name": name, "shape": [n, width], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]},
+                        separators=(",", ":")).encode()
+    path.write_bytes(header + raw)
+    (path.parent / (path.name + ".len")).write_text(str(len(header)))
+binary(rows[0]["data"], 1, out / "v2-1.bin")
+flat = [v for r in rows for v in r["data"]]
+binary(flat, len(rows), out / "v2-100.bin")
+(out / "v2-100.json").write_text(json.dumps({"inputs": [{"name": name, "shape": [len(rows), width],
+                                                         "datatype": "FP32", "data": flat}]}, separators=(",", ":")))
+PY
+}
+
 # Checks a few bodies of a pool against a server: status 200, one well-formed result per item (the ceiling's
 # constant answers are checked for shape only). save=FILE keeps crmscore's scores; compare=FILE checks the
 # reference's against them (parity within 1e-4; recommendations: the same item ids in the same order).
@@ -523,9 +551,19 @@ warm_up() { # url body_file
 
 # One scenario: DURATION of load, then one line and one row of $results.
 measure() { # key label connections ids_per_request body_file url [duration]
-  local key="$1" label="$2" conns="$3" ids="$4" file="$5" url="$6" dur="${7:-$DURATION}"
+  oha_args "${7:-$DURATION}" "$3" "$5" "$6"
+  measure_oha "$1" "$2" "$3" "$4" "${7:-$DURATION}"
+}
+# One binary scenario: a fixed body file (oha -D, binary-safe) sent with Triton's header length.
+measure_binary() { # key label connections rows body_file header_length url
+  OHA_ARGS=(-z "$DURATION" -c "$3" -w --no-tui --worker-threads "$client_threads" --output-format json
+    -m POST -T application/octet-stream -H "Inference-Header-Content-Length: $6" -t 30s -D "$5" "$7")
+  measure_oha "$1" "$2" "$3" "$4" "$DURATION"
+}
+# Runs oha with OHA_ARGS for one scenario, then one line and one row of $results.
+measure_oha() { # key label connections ids_per_request duration
+  local key="$1" label="$2" conns="$3" ids="$4" dur="$5"
   local out="$bench/oha-$key.json" t0 t1 w0 w1 s0 s1 c0 c1 limit
-  oha_args "$dur" "$conns" "$file" "$url"
   limit=$(($(seconds_of "$dur") + 90))
   t0="$(cpu_ticks "$SERVER_PID")"
   s0="$(cpu_stat "$server_cpu_list")"
@@ -653,7 +691,7 @@ start_crmscore() {
 phase_crmscore() {
   local url="http://127.0.0.1:$crm_port" c sweep_keys=()
   for c in $SWEEP; do sweep_keys+=("f$c"); done
-  want a b c "${sweep_keys[@]}" g h i j k l m n || return 0
+  want a b c "${sweep_keys[@]}" g h i j k l m n o p q || return 0
   start_crmscore
   if want a b c "${sweep_keys[@]}"; then warm_up "$url/v1/churn/score" "$one"; fi
   if want a; then measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
@@ -668,6 +706,19 @@ phase_crmscore() {
   fi
   if want m; then measure_grpc m "crmscore gRPC infer 1 row" "$CONCURRENCY" "$CONCURRENCY" "$v2"; fi
   if want n; then measure_grpc n "crmscore gRPC infer 1 row 1 conn" "$CONCURRENCY" 1 "$v2"; fi
+  if want o; then
+    measure_binary o "crmscore v2 infer 1 row binary" "$CONCURRENCY" 1 "$bodies/v2-1.bin" \
+      "$(cat "$bodies/v2-1.bin.len")" "$url/v2/models/churn/infer"
+  fi
+  if want p; then
+    OHA_ARGS=(-z "$DURATION" -c "$BATCH_CONCURRENCY" -w --no-tui --worker-threads "$client_threads" --output-format json
+      -m POST -T application/json -t 30s -D "$bodies/v2-100.json" "$url/v2/models/churn/infer")
+    measure_oha p "crmscore v2 infer 100 rows JSON" "$BATCH_CONCURRENCY" 100 "$DURATION"
+  fi
+  if want q; then
+    measure_binary q "crmscore v2 infer 100 rows binary" "$BATCH_CONCURRENCY" 100 "$bodies/v2-100.bin" \
+      "$(cat "$bodies/v2-100.bin.len")" "$url/v2/models/churn/infer"
+  fi
   for c in $SWEEP; do
     if want "f$c"; then measure "f$c" "crmscore sweep 1 id" "$c" 1 "$one" "$url/v1/churn/score"; fi
   done
@@ -876,6 +927,14 @@ if grpc:
     md += ["", "v2 inference over gRPC (m: one HTTP/2 connection per call in flight, n: one shared connection) "
            "against HTTP/JSON (c), same rows:", "", *grpc]
 
+# Triton's binary tensor extension against v2 JSON, in the same run (targets: o >= c; q >= 1.5x p in rows/s).
+binary = [f"- {rows[x]['label']} (c={rows[x]['conns']}): {rows[x]['rows'] / rows[y]['rows']:.2f}x the rows/s of {y} "
+          f"({rows[x]['rows']:.0f} / {rows[y]['rows']:.0f}), p99 {rows[x]['p99']:.3f} vs {rows[y]['p99']:.3f} ms"
+          for x, y in (("o", "c"), ("q", "p")) if x in rows and y in rows and rows[y]["rows"]]
+if binary:
+    print("\nv2 binary tensors against v2 JSON:\n" + "\n".join(binary))
+    md += ["", "v2 inference with Triton's binary tensor extension against v2 JSON, same rows:", "", *binary]
+
 sweep = sorted((v for v in rows.values() if v["key"].startswith("f")), key=lambda v: int(v["conns"]))
 if sweep:
     import matplotlib
@@ -976,6 +1035,7 @@ setup_venv
 build
 snapshot_file
 make_bodies
+make_binary_bodies
 log "oha: $OHA; servers on CPU(s) $SERVER_CPUS, load on CPU(s) $CLIENT_CPUS"
 check_quiet
 
