@@ -150,13 +150,18 @@ def rss_mb(pid):
 
 
 class RssSampler(threading.Thread):
+    """Peak RSS of the server, overall and per phase (`phase` names the one running)."""
+
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.peak, self.stop = pid, 0.0, threading.Event()
+        self.phase, self.peaks = "idle", {}
 
     def run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, rss_mb(self.pid))
+            rss = rss_mb(self.pid)
+            self.peak = max(self.peak, rss)
+            self.peaks[self.phase] = round(max(self.peaks.get(self.phase, 0.0), rss), 1)
             time.sleep(0.02)
 
 
@@ -273,7 +278,7 @@ def finish_probe(proc, stats):
 
 def oha_run(oha, port, seconds, bodies, rate=None):
     """One oha run over a body file (a random line per request); returns its JSON report."""
-    cmd = [oha, "-z", f"{seconds}s", "-c", "64", "--no-tui", "--output-format", "json", "-m", "POST",
+    cmd = [oha, "-z", f"{seconds}s", "-c", "64", "-w", "--no-tui", "--output-format", "json", "-m", "POST",
            "-T", "application/json", "-H", "x-request-timeout-ms: 250", "-t", "30s", "-Z", bodies,
            f"http://127.0.0.1:{port}/v1/churn/score"]
     if rate:
@@ -356,9 +361,11 @@ def main():
         sampler = RssSampler(server.pid)
         sampler.start()
 
+        sampler.phase = "quiet"
         quiet = Stats()
         finish_probe(start_probe(port, args.seconds), quiet)
 
+        sampler.phase = "storm"
         storm = Stats()
         prober = start_probe(port, args.seconds * 1.5)
         storm_targets = [(loop, (port, storm, "big", lambda: big_recs, "/v1/recommendations"))] * 2
@@ -371,6 +378,7 @@ def main():
 
         # Capacity of the tiny/100-id mix, closed loop, then twice that offered open loop, while a good snapshot,
         # a bad snapshot and a new model version are dropped.
+        sampler.phase = "overload"
         cap, overload = Stats(), Stats()
         mix = lambda: one() if rng.random() < 0.5 else hundred()  # noqa: E731
         bodies = os.path.join(work, "bodies.jsonl")
@@ -454,6 +462,7 @@ def main():
                                   "churn_versions": churn.get("versions")}
 
         # SIGTERM under load: clients stop once told the server is draining, as a load balancer would.
+        sampler.phase = "shutdown"
         shutdown = Stats()
         stop = threading.Event()
         threads = [threading.Thread(target=loop, args=(stop, port, shutdown, "mix", mix, "/v1/churn/score",
@@ -480,6 +489,7 @@ def main():
             "capacity_rps": round(capacity), "offered_rps": round(offered), "sent_rps": round(achieved),
             "p99_small_quiet_ms": p99_quiet, "p99_small_storm_ms": p99_storm,
             "idle_rss_mb": round(idle, 1), "peak_rss_mb": round(peak, 1), "rss_limit_mb": round(rss_limit, 1),
+            "peak_rss_mb_by_phase": sampler.peaks,
             "exit_code": code, "unexpected_failures": unexpected,
         })
         info["targets"] = {
@@ -508,7 +518,8 @@ def main():
     print(f"  small-request p99: quiet {summary.get('p99_small_quiet_ms'):.1f} ms, storm "
           f"{summary.get('p99_small_storm_ms'):.1f} ms")
     print(f"  RSS: idle {summary.get('idle_rss_mb')} MB, peak {summary.get('peak_rss_mb')} MB "
-          f"(limit 1.5 x idle + {args.budget_mb} MB budget = {summary.get('rss_limit_mb')} MB)")
+          f"(limit 1.5 x idle + {args.budget_mb} MB budget = {summary.get('rss_limit_mb')} MB); peak by phase "
+          f"{summary.get('peak_rss_mb_by_phase')}")
     print(f"  acknowledged requests that failed: {summary.get('unexpected_failures')}; exit code after SIGTERM: "
           f"{summary.get('exit_code')}")
     for line in summary.get("unexpected_examples", []):

@@ -18,6 +18,30 @@ use crate::scoring::{self, AppState, Explained, Scored};
 use crate::snapshot::CustomerId;
 use crate::text::softmax;
 
+/// The error answers every scoring route may give (for the OpenAPI document; handlers answer through ApiError).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ScoringErrors<'a> {
+    /// Bad request: fields that do not apply to the model, too many items, ...
+    #[response(status = 400)]
+    BadRequest(V1Error<'a>),
+    /// The model is not served
+    #[response(status = 404)]
+    UnknownModel(V1Error<'a>),
+    /// The reply would be larger than the server's limits
+    #[response(status = 413)]
+    ReplyTooLarge(V1Error<'a>),
+    /// Inference failed
+    #[response(status = 500)]
+    InferenceFailed(V1Error<'a>),
+    /// No snapshot is served yet, the model's queue is full or it is not available
+    #[response(status = 503)]
+    Unavailable(V1Error<'a>),
+    /// The request's deadline passed before the model answered
+    #[response(status = 504)]
+    DeadlineExceeded(V1Error<'a>),
+}
+
 /// The model behind `/v1/churn/score`.
 pub const CHURN_MODEL: &str = "churn";
 /// The model behind `/v1/recommendations`.
@@ -56,12 +80,7 @@ pub enum ModelScoreReply<'a> {
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
             )),
-        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
-        (status = 404, description = "The model is not served", body = V1Error),
-        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
-        (status = 500, description = "Inference failed", body = V1Error),
-        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
-        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+        ScoringErrors,
     ))]
 pub async fn post_model_score(
     state: web::Data<AppState>,
@@ -85,12 +104,7 @@ pub async fn post_model_score(
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
             )),
-        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
-        (status = 404, description = "The model is not served", body = V1Error),
-        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
-        (status = 500, description = "Inference failed", body = V1Error),
-        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
-        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+        ScoringErrors,
     ))]
 pub async fn post_churn_score(
     state: web::Data<AppState>,
@@ -120,12 +134,7 @@ pub async fn post_churn_score(
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
             )),
-        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
-        (status = 404, description = "The model is not served", body = V1Error),
-        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
-        (status = 500, description = "Inference failed", body = V1Error),
-        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
-        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+        ScoringErrors,
     ))]
 pub async fn post_recommendations(
     state: web::Data<AppState>,
@@ -155,12 +164,7 @@ pub async fn post_recommendations(
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
             )),
-        (status = 400, description = "Bad request: fields that do not apply to the model, too many items, ...", body = V1Error),
-        (status = 404, description = "The model is not served", body = V1Error),
-        (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
-        (status = 500, description = "Inference failed", body = V1Error),
-        (status = 503, description = "No snapshot is served yet, the model's queue is full or it is not available", body = V1Error),
-        (status = 504, description = "The request's deadline passed before the model answered", body = V1Error),
+        ScoringErrors,
     ))]
 pub async fn post_sentiment(
     state: web::Data<AppState>,
