@@ -15,9 +15,8 @@ use super::dto::{InferRequest, InferResponse, TensorMetadata};
 use super::score::timing_headers;
 use super::{model_config, model_stats, non_finite};
 use crate::error::{ApiError, ScoreError, V2Error};
-use crate::inference::{self, CONTRIBUTIONS_OUTPUT, InferCall, TEXT_INPUT};
+use crate::inference::{self, CONTRIBUTIONS_OUTPUT, InferCall, metadata};
 use crate::model::ModelHandle;
-use crate::model::session::TensorInfo;
 use crate::model::spec::ModelKind;
 use crate::scoring::{self, AppState};
 
@@ -101,81 +100,61 @@ fn model(state: &AppState, path: &ModelPath) -> Result<Arc<ModelHandle>, ApiErro
     served_model(state, path).map_err(ApiError::v2)
 }
 
-fn tensors<'t>(
-    all: &'t [TensorInfo],
-    served: &'t str,
-) -> impl Iterator<Item = TensorMetadata> + 't {
-    all.iter()
-        .filter(move |t| t.name == served)
-        .map(|t| TensorMetadata {
-            name: t.name.clone(),
-            datatype: t.datatype.clone(),
-            shape: t.shape.clone(),
-        })
-}
-
-/// The v2 view of a model: the tensors a client sends and gets (for text models the server tokenizes, so the
-/// input is a BYTES tensor of texts), and the manifest's settings.
+/// The v2 view of a model: the tensors a client sends and gets (shared with gRPC: `inference::metadata`), and the
+/// manifest's settings.
 pub(super) fn metadata_tensors(
     m: &ModelHandle,
 ) -> (Vec<TensorMetadata>, Vec<TensorMetadata>, serde_json::Value) {
+    let described = |specs: Vec<metadata::TensorSpec>| -> Vec<TensorMetadata> {
+        specs
+            .into_iter()
+            .map(|t| TensorMetadata {
+                name: t.name,
+                datatype: t.datatype,
+                shape: t.shape,
+            })
+            .collect()
+    };
+    (
+        described(metadata::inputs(m)),
+        described(metadata::outputs(m)),
+        kind_parameters(m),
+    )
+}
+
+/// The settings of a model's kind that its metadata shows.
+fn kind_parameters(m: &ModelHandle) -> serde_json::Value {
     match &m.spec.kind {
-        ModelKind::Tabular(t) => (
-            tensors(&m.inputs, &t.input).collect(),
-            tensors(&m.outputs, &t.output)
-                .chain(std::iter::once(TensorMetadata {
-                    name: CONTRIBUTIONS_OUTPUT.into(),
-                    datatype: "FP32".into(),
-                    shape: vec![-1, t.features.len() as i64 + 1],
-                }))
-                .collect(),
-            json!({
-                "explain": {
-                    "method": if m.trees.is_some() { "tree_shap" } else { "sampling" },
-                    "sampling_reason": m.sampling_reason,
-                    "contributions_output": CONTRIBUTIONS_OUTPUT,
-                },
-                "features": t.features,
-                "labels": t.labels,
-                "positive_label": t.labels[t.positive],
-                "missing": t.missing,
-                "risk": t.risk.map(|r| json!({"medium": r.medium, "high": r.high})),
-            }),
-        ),
-        ModelKind::Recommender(r) => (
-            tensors(&m.inputs, &r.input).collect(),
-            tensors(&m.outputs, &r.output).collect(),
-            json!({
-                "features": r.features,
-                "missing": r.missing,
-                "items": m.catalogue.as_ref().map_or(0, |c| c.len()),
-                "owned_column": r.owned_column,
-                "max_k": r.max_k,
-            }),
-        ),
-        ModelKind::Segmentation(g) => (
-            tensors(&m.inputs, &g.input).collect(),
-            tensors(&m.outputs, &g.output).collect(),
-            json!({
-                "features": g.features,
-                "missing": g.missing,
-                "segments": g.segments,
-            }),
-        ),
-        ModelKind::Text(t) => (
-            vec![TensorMetadata {
-                name: TEXT_INPUT.into(),
-                datatype: "BYTES".into(),
-                shape: vec![-1],
-            }],
-            tensors(&m.outputs, &t.output).collect(),
-            json!({
-                "labels": t.labels,
-                "max_length": t.max_length,
-                "max_tokens": m.spec.batching.max_tokens,
-                "graph_inputs": m.inputs.iter().map(|i| json!({"name": i.name, "datatype": i.datatype, "shape": i.shape})).collect::<Vec<_>>(),
-            }),
-        ),
+        ModelKind::Tabular(t) => json!({
+            "explain": {
+                "method": if m.trees.is_some() { "tree_shap" } else { "sampling" },
+                "sampling_reason": m.sampling_reason,
+                "contributions_output": CONTRIBUTIONS_OUTPUT,
+            },
+            "features": t.features,
+            "labels": t.labels,
+            "positive_label": t.labels[t.positive],
+            "missing": t.missing,
+            "risk": t.risk.map(|r| json!({"medium": r.medium, "high": r.high})),
+        }),
+        ModelKind::Recommender(r) => json!({
+            "features": r.features,
+            "missing": r.missing,
+            "items": m.catalogue.as_ref().map_or(0, |c| c.len()),
+            "owned_column": r.owned_column,
+            "max_k": r.max_k,
+        }),
+        ModelKind::Segmentation(g) => json!({
+            "features": g.features,
+            "missing": g.missing,
+            "segments": g.segments,
+        }),
+        ModelKind::Text(t) => json!({
+            "labels": t.labels,
+            "max_length": t.max_length,
+            "max_tokens": m.spec.batching.max_tokens,
+            "graph_inputs": m.inputs.iter().map(|i| json!({"name": i.name, "datatype": i.datatype, "shape": i.shape})).collect::<Vec<_>>(),
+        }),
     }
 }
 
