@@ -7,15 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::dto::TensorMetadata;
+use crate::inference::metadata::{config_dims, triton_data_type};
 use crate::model::ModelHandle;
-
-/// Triton's `data_type` name of a v2 datatype (`FP32` → `TYPE_FP32`, `BYTES` → `TYPE_STRING`).
-pub fn data_type(datatype: &str) -> String {
-    match datatype {
-        "BYTES" => "TYPE_STRING".into(),
-        other => format!("TYPE_{other}"),
-    }
-}
 
 /// Triton's model configuration, as the config routes answer it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,16 +102,12 @@ pub struct StringValue {
 /// One tensor of the configuration: the dims after the batch dimension; a [batch] tensor is `dims: [1]` reshaped
 /// to `[]`, as Triton writes it (clients may send [batch] or [batch, 1]).
 fn tensor(t: &TensorMetadata) -> ConfigTensor {
-    let dims = t.shape.get(1..).unwrap_or_default();
+    let (dims, scalar) = config_dims(&t.shape);
     ConfigTensor {
         name: t.name.clone(),
-        data_type: data_type(&t.datatype),
-        dims: if dims.is_empty() {
-            vec![1]
-        } else {
-            dims.to_vec()
-        },
-        reshape: dims.is_empty().then(|| Reshape { shape: vec![] }),
+        data_type: triton_data_type(&t.datatype),
+        dims,
+        reshape: scalar.then(|| Reshape { shape: vec![] }),
     }
 }
 
@@ -191,6 +180,6 @@ mod tests {
             text,
             json!({"name": "text", "data_type": "TYPE_STRING", "dims": [1], "reshape": {"shape": []}})
         );
-        assert_eq!(data_type("INT64"), "TYPE_INT64");
+        assert_eq!(triton_data_type("INT64"), "TYPE_INT64");
     }
 }

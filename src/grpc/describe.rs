@@ -9,7 +9,7 @@ use super::proto::{
     ModelMetadataResponse, ModelOutput, ModelParameter, ModelTensorReshape, ModelVersionPolicy,
     model_config, model_instance_group, model_version_policy,
 };
-use crate::inference::metadata::{self, TensorSpec};
+use crate::inference::metadata::{self, TensorSpec, config_dims, triton_data_type};
 use crate::model::ModelHandle;
 use crate::model::spec::ModelKind;
 
@@ -35,28 +35,36 @@ pub fn model_metadata(model: &ModelHandle) -> ModelMetadataResponse {
 }
 
 /// Triton's model config of a served model. As in Triton with `max_batch_size > 0`, dims leave out the batch
-/// dimension; the texts of a text model are one BYTES element per row (dims [1], reshaped to a scalar).
+/// dimension, and a [batch] tensor (the texts of a text model) is dims [1] reshaped to a scalar — the rules of the
+/// HTTP config route (`inference::metadata::config_dims`).
 pub fn model_config(model: &ModelHandle) -> ModelConfig {
     let spec = &model.spec;
     let batching = &spec.batching;
     let text = matches!(spec.kind, ModelKind::Text(_));
     let input = metadata::inputs(model)
         .into_iter()
-        .map(|t| ModelInput {
-            name: t.name,
-            data_type: data_type(&t.datatype) as i32,
-            dims: if text { vec![1] } else { per_row(&t.shape) },
-            reshape: text.then(ModelTensorReshape::default),
-            ..ModelInput::default()
+        .map(|t| {
+            let (dims, scalar) = config_dims(&t.shape);
+            ModelInput {
+                name: t.name,
+                data_type: data_type(&t.datatype) as i32,
+                dims,
+                reshape: scalar.then(ModelTensorReshape::default),
+                ..ModelInput::default()
+            }
         })
         .collect();
     let output = metadata::outputs(model)
         .into_iter()
-        .map(|t| ModelOutput {
-            name: t.name,
-            data_type: data_type(&t.datatype) as i32,
-            dims: per_row(&t.shape),
-            ..ModelOutput::default()
+        .map(|t| {
+            let (dims, scalar) = config_dims(&t.shape);
+            ModelOutput {
+                name: t.name,
+                data_type: data_type(&t.datatype) as i32,
+                dims,
+                reshape: scalar.then(ModelTensorReshape::default),
+                ..ModelOutput::default()
+            }
         })
         .collect();
     let kind = match model.provider {
@@ -113,30 +121,9 @@ pub fn model_config(model: &ModelHandle) -> ModelConfig {
     }
 }
 
-/// A v2 shape without its leading batch dimension.
-fn per_row(shape: &[i64]) -> Vec<i64> {
-    shape.get(1..).unwrap_or_default().to_vec()
-}
-
-/// Triton's config data type of a v2 datatype name.
+/// The protobuf enum of a v2 datatype, by Triton's type name.
 fn data_type(datatype: &str) -> DataType {
-    match datatype {
-        "BOOL" => DataType::TypeBool,
-        "UINT8" => DataType::TypeUint8,
-        "UINT16" => DataType::TypeUint16,
-        "UINT32" => DataType::TypeUint32,
-        "UINT64" => DataType::TypeUint64,
-        "INT8" => DataType::TypeInt8,
-        "INT16" => DataType::TypeInt16,
-        "INT32" => DataType::TypeInt32,
-        "INT64" => DataType::TypeInt64,
-        "FP16" => DataType::TypeFp16,
-        "FP32" => DataType::TypeFp32,
-        "FP64" => DataType::TypeFp64,
-        "BYTES" => DataType::TypeString,
-        "BF16" => DataType::TypeBf16,
-        _ => DataType::TypeInvalid,
-    }
+    DataType::from_str_name(&triton_data_type(datatype)).unwrap_or(DataType::TypeInvalid)
 }
 
 #[cfg(test)]
@@ -145,9 +132,11 @@ mod tests {
 
     #[test]
     fn batch_dimension_is_left_out_of_config_dims() {
-        assert_eq!(per_row(&[-1, 21]), vec![21]);
-        assert_eq!(per_row(&[-1]), Vec::<i64>::new());
+        assert_eq!(config_dims(&[-1, 21]), (vec![21], false));
+        assert_eq!(config_dims(&[-1]), (vec![1], true));
         assert_eq!(data_type("BYTES"), DataType::TypeString);
         assert_eq!(data_type("FP32"), DataType::TypeFp32);
+        assert_eq!(data_type("UINT64"), DataType::TypeUint64);
+        assert_eq!(data_type("COMPLEX"), DataType::TypeInvalid);
     }
 }

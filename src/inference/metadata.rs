@@ -42,6 +42,25 @@ pub fn outputs(model: &ModelHandle) -> Vec<TensorSpec> {
     outputs
 }
 
+/// Triton's `data_type` name of a v2 datatype (`FP32` → `TYPE_FP32`, `BYTES` → `TYPE_STRING`), as both model
+/// configurations (HTTP JSON and gRPC) write it.
+pub fn triton_data_type(datatype: &str) -> String {
+    match datatype {
+        "BYTES" => "TYPE_STRING".into(),
+        other => format!("TYPE_{other}"),
+    }
+}
+
+/// A tensor's dims in Triton's model configuration: the shape after the batch dimension, and whether it is
+/// reshaped to a scalar — a [batch] tensor is `dims: [1]` reshaped to `[]`, as Triton writes it (clients may send
+/// [batch] or [batch, 1]).
+pub fn config_dims(shape: &[i64]) -> (Vec<i64>, bool) {
+    match shape.get(1..).unwrap_or_default() {
+        [] => (vec![1], true),
+        dims => (dims.to_vec(), false),
+    }
+}
+
 fn graph_tensor(all: &[crate::model::session::TensorInfo], name: &str) -> Vec<TensorSpec> {
     all.iter()
         .filter(|t| t.name == name)
