@@ -3,84 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-/// The binary serving the shipped models and sample snapshot, its stderr lines collected as they come.
-struct Served {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    fn start(args: &[&str], rust_log: &str) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
-            .current_dir(repo())
-            .arg("serve")
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--state-dir",
-                "",
-                "--device",
-                "cpu",
-            ])
-            .arg("--models")
-            .arg(models())
-            .arg("--snapshots")
-            .arg(sample_snapshot())
-            .args(args)
-            .env("RUST_LOG", rust_log)
-            .env_remove("CRMSCORE_LOG_FORMAT")
-            .env_remove("CRMSCORE_ACCESS_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("binary runs");
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Served { child, lines }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits for a line matching `check` (bounded), returning it.
-    fn wait_line(&self, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(line) = self.lines().into_iter().find(|l| check(l)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such line in {:#?}",
-                self.lines()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(100));
-        self.lines()
-    }
-}
 
 fn json_lines(lines: &[String]) -> Vec<Value> {
     lines
@@ -98,20 +26,6 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn wait_ready(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while agent()
-        .get(format!("http://{addr}/v2/health/ready"))
-        .call()
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Started with JSON logs, the access log and debug level; returns the server and its address.
 fn json_server() -> (Served, SocketAddr) {
     let served = Served::start(
@@ -122,7 +36,7 @@ fn json_server() -> (Served, SocketAddr) {
         .wait_line(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"] == "listening"));
     let listening: Value = serde_json::from_str(&line).expect("JSON line");
     let addr: SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
-    wait_ready(addr);
+    wait_ready_at(&format!("http://{addr}"));
     (served, addr)
 }
 

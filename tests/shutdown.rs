@@ -3,79 +3,32 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{models, repo, sample_rows, sample_snapshot};
+use common::{Served, agent, sample_rows, wait_ready_at};
 use serde_json::json;
 
 const CLIENTS: usize = 64;
 const GRACE_MS: u64 = 2000;
 
 /// The served binary and its address, read from its "listening" log line.
-fn serve() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
-        .current_dir(repo())
-        .arg("serve")
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--state-dir",
-            "",
-            "--device",
-            "cpu",
-        ])
-        .args(["--http-workers", "2", "--shutdown-grace-ms"])
-        .arg(GRACE_MS.to_string())
-        .arg("--models")
-        .arg(models())
-        .arg("--snapshots")
-        .arg(sample_snapshot())
-        .env("RUST_LOG", "info")
-        .env_remove("CRMSCORE_LOG_FORMAT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(addr) = line.split("addr=").nth(1)
-            {
-                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server logs its address");
-    (child, format!("http://{addr}"))
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn wait_ready(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = agent().get(format!("{base}/v2/health/ready")).call()
-            && r.status() == 200
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("server at {base} not ready");
+fn serve() -> (Served, String) {
+    let grace = GRACE_MS.to_string();
+    let served = Served::start(
+        &["--http-workers", "2", "--shutdown-grace-ms", &grace],
+        "info",
+    );
+    let line = served.wait_line(|l| l.contains("listening") && l.contains("addr="));
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the server logs its address")
+        .to_string();
+    (served, format!("http://{addr}"))
 }
 
 /// Whether a transport error means the request never reached the server (the listener is closed).
@@ -101,8 +54,8 @@ struct Outcome {
 /// every client saw. A client stops sending once a reply tells it the server is draining (`Connection: close`), as
 /// a load balancer takes a draining replica out; every request sent before that must be answered 200.
 fn run(signal: &str) -> Outcome {
-    let (mut child, base) = serve();
-    wait_ready(&base);
+    let (mut served, base) = serve();
+    wait_ready_at(&base);
     let ids = common::ids_of(&sample_rows(200));
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let started = Arc::new(AtomicUsize::new(0));
@@ -172,7 +125,7 @@ fn run(signal: &str) -> Outcome {
     std::thread::sleep(Duration::from_millis(5));
     let sent = Instant::now();
     let killed = Command::new("kill")
-        .args([signal, &child.id().to_string()])
+        .args([signal, &served.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
@@ -192,7 +145,7 @@ fn run(signal: &str) -> Outcome {
     long.join().expect("long request thread");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = served.child.try_wait().expect("wait") {
             break status;
         }
         assert!(

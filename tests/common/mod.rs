@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: start the real server on a free port and talk HTTP to it.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crmscore::{Config, RunningServer};
@@ -50,7 +53,8 @@ pub fn wait_ready(server: &RunningServer, limit: Duration) {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// A client that returns error statuses as replies and gives up after 60 s.
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -364,4 +368,93 @@ pub fn sample_features(model: &str, n: usize) -> (Vec<String>, Vec<Vec<f32>>) {
         })
         .collect();
     (ids_of(&batch), rows)
+}
+
+/// The binary serving the shipped models and sample snapshot, its stderr lines collected as they come.
+pub struct Served {
+    /// The server process.
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    /// Starts `crmscore serve` on a free port with `args` added and `RUST_LOG=rust_log`.
+    pub fn start(args: &[&str], rust_log: &str) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
+            .current_dir(repo())
+            .arg("serve")
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--state-dir",
+                "",
+                "--device",
+                "cpu",
+            ])
+            .arg("--models")
+            .arg(models())
+            .arg("--snapshots")
+            .arg(sample_snapshot())
+            .args(args)
+            .env("RUST_LOG", rust_log)
+            .env_remove("CRMSCORE_LOG_FORMAT")
+            .env_remove("CRMSCORE_ACCESS_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Served { child, lines }
+    }
+
+    /// The stderr lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a line matching `check` (bounded), returning it.
+    pub fn wait_line(&self, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| check(l)) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such line in {:#?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server, returning every line it wrote.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.lines()
+    }
+}
+
+/// Polls `base`/v2/health/ready until 200 (bounded), for a server started as a process.
+pub fn wait_ready_at(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while agent()
+        .get(format!("{base}/v2/health/ready"))
+        .call()
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "{base} never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
