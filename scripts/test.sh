@@ -9,6 +9,8 @@ scripts/setup-onnxruntime.sh
 # The interop check's tritonclient venv (tests/tritonclient.rs) and the OpenAPI validator (tests/openapi.rs).
 scripts/setup-python.sh --triton >/dev/null
 scripts/setup-python.sh --openapi >/dev/null
+# Reading Parquet output back (pyarrow, pandas, DuckDB) and independent report figures (scikit-learn).
+scripts/setup-python.sh --dataeng >/dev/null
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

@@ -458,3 +458,36 @@ pub fn wait_ready_at(base: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The python of `.venv-dataeng` (pyarrow, pandas, DuckDB, scikit-learn, onnxruntime), or None after saying why
+/// when it is missing and this is not CI (under CI a missing venv fails the test: scripts/test.sh makes it).
+pub fn dataeng_python() -> Option<PathBuf> {
+    let python = repo().join(".venv-dataeng/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    let why = format!(
+        "{} is missing: run `scripts/setup-python.sh --dataeng` (scripts/test.sh does)",
+        python.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "CI is set and {why}");
+    println!("SKIPPED: {why}");
+    None
+}
+
+/// Runs `python -c script args...` and returns its stdout, panicking with its stderr when it fails.
+pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python starts");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
