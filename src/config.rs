@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::model::cuda::{CudaArena, CudaConvSearch, CudaOptions};
+
 /// crmscore: real-time CRM scoring (churn, recommendations, sentiment) from ONNX models over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "crmscore", version, about, long_about = None)]
@@ -199,6 +201,24 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_DEVICE", value_enum, default_value_t = Device::Auto)]
     pub device: Device,
 
+    /// GPU the CUDA provider runs on (its CUDA ordinal, after CUDA_VISIBLE_DEVICES).
+    #[arg(long, env = "CRMSCORE_CUDA_DEVICE_ID", default_value_t = 0)]
+    pub cuda_device_id: i32,
+
+    /// Most GPU memory (MiB) the CUDA provider's arena may take, per model session; 0: no limit but the GPU's.
+    #[arg(long, env = "CRMSCORE_CUDA_MEM_LIMIT_MB", default_value_t = 0)]
+    pub cuda_mem_limit_mb: usize,
+
+    /// How the CUDA memory arena grows: by what a batch asked for (predictable when models share a GPU), or by
+    /// doubling (ONNX Runtime's default).
+    #[arg(long, env = "CRMSCORE_CUDA_ARENA", value_enum, default_value_t = CudaArena::SameAsRequested)]
+    pub cuda_arena: CudaArena,
+
+    /// How cuDNN picks convolution kernels: heuristic (no start-up benchmark), exhaustive (benchmark each on first
+    /// use; for convolution-heavy graphs) or default.
+    #[arg(long, env = "CRMSCORE_CUDA_CONV_SEARCH", value_enum, default_value_t = CudaConvSearch::Heuristic)]
+    pub cuda_conv_search: CudaConvSearch,
+
     /// Threads ONNX Runtime uses inside one inference call (per batching worker). Workers × this should not
     /// exceed the cores.
     #[arg(long, env = "CRMSCORE_INTRA_THREADS", default_value_t = 1)]
@@ -218,9 +238,15 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
 
-    /// Override every model's max_batch_size (rows per inference call).
+    /// Override every model's max_batch_size (rows per inference call), on CPU and on CUDA alike (without it a
+    /// manifest's `[batching.cuda]` limits, default 1024 rows, apply on a GPU).
     #[arg(long, env = "CRMSCORE_MAX_BATCH_SIZE")]
     pub max_batch_size: Option<usize>,
+
+    /// Override every text model's max_tokens (padded tokens per inference call), on CPU and on CUDA alike
+    /// (without it: the manifest's, default 8192 on CPU and 65,536 on CUDA).
+    #[arg(long, env = "CRMSCORE_MAX_TOKENS")]
+    pub max_tokens: Option<usize>,
 
     /// Override every model's max_delay_us (how long a worker waits to fill a batch after its first job).
     #[arg(long, env = "CRMSCORE_MAX_DELAY_US")]
@@ -278,6 +304,16 @@ fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
 }
 
 impl Config {
+    /// The CUDA provider settings these flags ask for.
+    pub fn cuda_options(&self) -> CudaOptions {
+        CudaOptions {
+            device_id: self.cuda_device_id,
+            mem_limit_bytes: self.cuda_mem_limit_mb.saturating_mul(1024 * 1024),
+            arena: self.cuda_arena,
+            conv_search: self.cuda_conv_search,
+        }
+    }
+
     /// A config for tests: any free local port, the given folders, small HTTP pool, defaults elsewhere.
     pub fn for_tests(models: impl AsRef<Path>, snapshots: impl AsRef<Path>) -> Config {
         Config {
@@ -304,8 +340,13 @@ impl Config {
             onnxruntime_lib: None,
             device: Device::Cpu,
             intra_threads: 1,
+            cuda_device_id: 0,
+            cuda_mem_limit_mb: 0,
+            cuda_arena: CudaArena::SameAsRequested,
+            cuda_conv_search: CudaConvSearch::Heuristic,
             http_workers: Some(2),
             max_batch_size: None,
+            max_tokens: None,
             max_delay_us: None,
             queue_capacity: None,
             batch_workers: None,

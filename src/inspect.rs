@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Device, InspectArgs};
+use crate::config::InspectArgs;
 use crate::model::catalogue::Catalogue;
 use crate::model::session::{self, SessionOptions, TensorInfo};
 use crate::model::spec::ModelKind;
@@ -12,10 +12,7 @@ use crate::model::{ModelError, ModelSpec, runtime};
 pub fn run(args: &InspectArgs) -> Result<bool, ModelError> {
     runtime::environment(args.onnxruntime_lib.as_deref())?;
     let mut spec = ModelSpec::load(&args.model_dir)?;
-    let options = SessionOptions {
-        device: Device::Cpu,
-        intra_threads: 1,
-    };
+    let options = SessionOptions::cpu(1);
     let open = session::open(&spec, &options)?;
     let (inputs, outputs) = (
         session::inputs(&open.session),

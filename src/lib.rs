@@ -170,10 +170,12 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         max_delay_us: config.max_delay_us,
         queue_capacity: config.queue_capacity,
         workers: config.batch_workers,
+        max_tokens: config.max_tokens,
     };
     let options = SessionOptions {
         device: config.device,
         intra_threads: config.intra_threads,
+        cuda: config.cuda_options(),
     };
     let models = match config.strict_models {
         true => ModelRegistry::load(&config.models, &overrides, &options, &metrics)?,

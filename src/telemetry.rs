@@ -77,6 +77,7 @@ pub struct Metrics {
     pub model_unloads: IntCounterVec,
     /// 1 while a model serves, 0 while its folder failed to load or the operator unloaded it.
     model_ready: IntGaugeVec,
+    model_info: IntGaugeVec,
     /// Engagement policy versions loaded and swapped in.
     pub policy_loads: IntCounter,
     /// Engagement policy files refused (the served policy stays).
@@ -316,6 +317,14 @@ impl Metrics {
                 &["model"],
             )
             .expect("static metric definition is valid"),
+            model_info: IntGaugeVec::new(
+                Opts::new(
+                    "crmscore_model_info",
+                    "1 for the version each model serves and the execution provider it runs on (CPU or CUDA)",
+                ),
+                &["model", "version", "provider"],
+            )
+            .expect("static metric definition is valid"),
             policy_loads: IntCounter::new(
                 "crmscore_policy_loads_total",
                 "Engagement policy versions loaded and swapped in",
@@ -360,7 +369,7 @@ impl Metrics {
         };
         let r = &m.registry;
         m.api_keys.register(r);
-        let all: [Box<dyn Collector>; 28] = [
+        let all: [Box<dyn Collector>; 29] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),
             Box::new(m.policy_load_failures.clone()),
@@ -370,6 +379,7 @@ impl Metrics {
             Box::new(m.model_load_failures.clone()),
             Box::new(m.model_unloads.clone()),
             Box::new(m.model_ready.clone()),
+            Box::new(m.model_info.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_seconds.clone()),
             Box::new(m.batch_rows.clone()),
@@ -434,8 +444,37 @@ impl Metrics {
             .set(i64::from(ready));
     }
 
+    /// Labels `model`'s served version and execution provider (`crmscore_model_info`), replacing the previous.
+    pub fn set_model_info(&self, model: &str, version: &str, provider: &str) {
+        self.forget_model_info(model);
+        self.model_info
+            .with_label_values(&[model, version, provider])
+            .set(1);
+    }
+
+    fn forget_model_info(&self, model: &str) {
+        let stale: Vec<Vec<String>> = self
+            .model_info
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| {
+                m.get_label()
+                    .iter()
+                    .map(|l| l.value().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|labels| labels.first().is_some_and(|name| name == model))
+            .collect();
+        for labels in stale {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = self.model_info.remove_label_values(&labels);
+        }
+    }
+
     /// Drops the per-model gauges of a model whose folder is gone.
     pub fn forget_model(&self, model: &str) {
+        self.forget_model_info(model);
         let _ = self.model_ready.remove_label_values(&[model]);
         let _ = self.queue_depth.remove_label_values(&[model]);
     }

@@ -1,5 +1,5 @@
 //! /metrics tells the truth right after start: the server says it is up, reports its own process figures and
-//! build, and counts the model loads of start-up.
+//! build, counts the model loads of start-up, and says which version runs on which execution provider.
 
 mod common;
 
@@ -65,5 +65,12 @@ fn metrics_report_up_process_build_and_start_up_loads() {
         sample(&text, r#"crmscore_model_loads_total{model="churn"}"#),
         1.0
     );
+    // Which version runs where: the provider is a label (CPU here: the test config asks for it).
+    let (_, version) = common::get(&server, "/v2/models/churn");
+    let version = version["versions"][0].as_str().unwrap().to_string();
+    let info = format!(
+        r#"crmscore_model_info{{model="churn",provider="CPUExecutionProvider",version="{version}"}}"#
+    );
+    assert_eq!(sample(&text, &info), 1.0);
     server.stop();
 }

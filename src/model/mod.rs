@@ -2,6 +2,7 @@
 
 pub mod availability;
 pub mod catalogue;
+pub mod cuda;
 pub mod explainer;
 pub mod registry;
 pub mod repository;

@@ -13,7 +13,7 @@ use super::catalogue::Catalogue;
 use super::explainer::{Explanation, ModelExplainer};
 use super::repository::{self, Due, Fingerprint, FolderState};
 use super::session::{self, SessionOptions, TensorInfo, TokenInputs};
-use super::spec::{Batching, ModelKind, ModelSpec};
+use super::spec::{Batching, DeviceBatching, ModelKind, ModelSpec};
 use crate::batching::{
     BatchQueue, BatchRunner, Call, JobError, ModelInput, WorkerSettings, concat_rows, spawn_workers,
 };
@@ -62,16 +62,25 @@ pub struct BatchingOverrides {
     pub queue_capacity: Option<usize>,
     /// Overrides `workers`.
     pub workers: Option<usize>,
+    /// Overrides `max_tokens`.
+    pub max_tokens: Option<usize>,
 }
 
 impl BatchingOverrides {
+    /// A flag sets a limit on every device: it is the operator's last word.
     fn apply(&self, b: Batching) -> Batching {
+        let max_batch_size = self.max_batch_size.map(|n| n.max(1));
+        let max_tokens = self.max_tokens.map(|n| n.max(1));
         Batching {
-            max_batch_size: self.max_batch_size.unwrap_or(b.max_batch_size).max(1),
+            max_batch_size: max_batch_size.unwrap_or(b.max_batch_size).max(1),
             max_delay_us: self.max_delay_us.unwrap_or(b.max_delay_us),
             queue_capacity: self.queue_capacity.unwrap_or(b.queue_capacity).max(1),
             workers: self.workers.unwrap_or(b.workers).max(1),
-            max_tokens: b.max_tokens,
+            max_tokens: max_tokens.unwrap_or(b.max_tokens),
+            cuda: DeviceBatching {
+                max_batch_size: max_batch_size.unwrap_or(b.cuda.max_batch_size),
+                max_tokens: max_tokens.unwrap_or(b.cuda.max_tokens),
+            },
         }
     }
 }
@@ -408,10 +417,11 @@ impl ModelRegistry {
     fn serve(&self, handle: Arc<ModelHandle>, metrics: &Metrics) {
         let name = handle.spec.name.clone();
         let mut next = BTreeMap::clone(&self.models.load());
-        next.insert(name.clone(), handle);
+        next.insert(name.clone(), Arc::clone(&handle));
         self.models.store(Arc::new(next));
         metrics.model_loads.with_label_values(&[&name]).inc();
         metrics.set_model_ready(&name, true);
+        metrics.set_model_info(&name, &handle.spec.version, handle.provider);
     }
 
     /// The remembered folder states (a poisoned lock is taken over: the states stay consistent field by field).
@@ -461,7 +471,7 @@ impl ModelRegistry {
     }
 
     fn start_spec(
-        spec: ModelSpec,
+        mut spec: ModelSpec,
         fingerprint: Fingerprint,
         options: &SessionOptions,
         metrics: &Metrics,
@@ -502,6 +512,7 @@ impl ModelRegistry {
                     )));
                 }
                 first = Some((inputs, outputs, open.provider));
+                spec.batching = spec.batching.on(open.provider);
             }
             runners.push(match &spec_io.kind {
                 ModelKind::Tabular(t) => Runner::Features(FeatureRunner {
@@ -915,5 +926,25 @@ impl ModelHandle {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_both_devices() {
+        let flags = BatchingOverrides {
+            max_batch_size: Some(32),
+            max_tokens: Some(2048),
+            ..BatchingOverrides::default()
+        };
+        let b = flags.apply(Batching::default());
+        assert_eq!((b.max_batch_size, b.max_tokens), (32, 2048));
+        let gpu = b.on("CUDAExecutionProvider");
+        assert_eq!((gpu.max_batch_size, gpu.max_tokens), (32, 2048));
+        let none = BatchingOverrides::default().apply(Batching::default());
+        assert_eq!(none.on("CUDAExecutionProvider").max_batch_size, 1024);
     }
 }

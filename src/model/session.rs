@@ -1,13 +1,11 @@
 //! One ONNX Runtime session: execution provider choice, the check of its inputs/outputs against the manifest, and
 //! running a batch.
 
-use std::path::Path;
-
-use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use super::cuda::{self, CudaOptions};
 use super::spec::{ModelKind, ModelSpec};
 use super::{ModelError, runtime};
 use crate::config::Device;
@@ -19,6 +17,19 @@ pub struct SessionOptions {
     pub device: Device,
     /// ONNX Runtime intra-op threads per session.
     pub intra_threads: usize,
+    /// CUDA provider settings, used when the device is CUDA or auto.
+    pub cuda: CudaOptions,
+}
+
+impl SessionOptions {
+    /// CPU sessions with `intra_threads` threads each (tools and batch scoring).
+    pub fn cpu(intra_threads: usize) -> SessionOptions {
+        SessionOptions {
+            device: Device::Cpu,
+            intra_threads,
+            cuda: CudaOptions::default(),
+        }
+    }
 }
 
 /// The name and type of one graph input or output, for metadata and checks.
@@ -87,25 +98,12 @@ pub fn open(spec: &ModelSpec, options: &SessionOptions) -> Result<OpenSession, M
         model: spec.name.clone(),
         message,
     };
-    let mut builder = Session::builder(env)
-        .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
-        .and_then(|b| Ok(b.with_intra_threads(options.intra_threads.max(1))?))
-        .and_then(|b| Ok(b.with_inter_threads(1)?))
-        .map_err(|e| rt(e.to_string()))?;
-    let provider = match options.device {
-        Device::Cpu => "CPUExecutionProvider",
-        Device::Auto | Device::Cuda => match register_cuda(&mut builder) {
-            Ok(()) => "CUDAExecutionProvider",
-            Err(reason) if options.device == Device::Cuda => {
-                return Err(rt(format!(
-                    "--device cuda was asked for but CUDA cannot be used: {reason}"
-                )));
-            }
-            Err(reason) => {
-                tracing::info!(model = %spec.name, %reason, "CUDA not used; running on CPU");
-                "CPUExecutionProvider"
-            }
-        },
+    let builder = || {
+        Session::builder(env)
+            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))
+            .and_then(|b| Ok(b.with_intra_threads(options.intra_threads.max(1))?))
+            .and_then(|b| Ok(b.with_inter_threads(1)?))
+            .map_err(|e| rt(e.to_string()))
     };
     let path = spec.onnx_path();
     if !path.is_file() {
@@ -114,35 +112,40 @@ pub fn open(spec: &ModelSpec, options: &SessionOptions) -> Result<OpenSession, M
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "model.onnx is missing"),
         });
     }
-    let session = builder
-        .commit_from_file(&path)
-        .map_err(|e| rt(format!("cannot load {}: {e}", path.display())))?;
-    Ok(OpenSession { session, provider })
-}
-
-/// Registers CUDA, loading its libraries from beside ONNX Runtime when they are there (setup-onnxruntime.sh --gpu).
-fn register_cuda(builder: &mut ort::session::builder::SessionBuilder) -> Result<(), String> {
-    let lib_dir = runtime::library_path()
-        .and_then(Path::parent)
-        .ok_or("ONNX Runtime library path unknown")?;
-    if !lib_dir.join("libonnxruntime_providers_cuda.so").is_file() {
-        return Err(format!(
-            "this ONNX Runtime build has no CUDA provider ({} lacks libonnxruntime_providers_cuda.so; \
-             run scripts/setup-onnxruntime.sh --gpu)",
-            lib_dir.display()
-        ));
+    let commit = |mut b: ort::session::builder::SessionBuilder| {
+        b.commit_from_file(&path)
+            .map_err(|e| format!("cannot load {}: {e}", path.display()))
+    };
+    let cpu = || {
+        commit(builder()?).map_err(rt).map(|session| OpenSession {
+            session,
+            provider: "CPUExecutionProvider",
+        })
+    };
+    if options.device == Device::Cpu {
+        return cpu();
     }
-    for lib in ep::cuda::CUDA_DYLIBS.iter().chain(ep::cuda::CUDNN_DYLIBS) {
-        let local = lib_dir.join(lib);
-        // Missing here is fine: the system loader may still find them (LD_LIBRARY_PATH, a CUDA install).
-        if local.is_file() {
-            ort::util::preload_dylib(&local)
-                .map_err(|e| format!("cannot load {}: {e}", local.display()))?;
-        }
+    let mut b = builder()?;
+    // CUDA problems show up in two places: registering (libraries) and committing (no GPU, old driver, no memory).
+    let reason = match cuda::register(&mut b, &options.cuda) {
+        Ok(()) => match commit(b) {
+            Ok(session) => {
+                return Ok(OpenSession {
+                    session,
+                    provider: "CUDAExecutionProvider",
+                });
+            }
+            Err(e) => cuda::explain_failure(&e),
+        },
+        Err(reason) => reason,
+    };
+    if options.device == Device::Cuda {
+        return Err(rt(format!(
+            "--device cuda was asked for but CUDA cannot be used: {reason}"
+        )));
     }
-    ep::CUDA::default()
-        .register(builder)
-        .map_err(|e| format!("CUDA execution provider failed to register: {e}"))
+    tracing::info!(model = %spec.name, %reason, "CUDA not used; running on CPU");
+    cpu()
 }
 
 /// The graph's inputs, described.
@@ -446,6 +449,7 @@ pub fn run_tabular(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn info(name: &str, datatype: &str, shape: &[i64]) -> TensorInfo {
         TensorInfo {

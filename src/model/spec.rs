@@ -214,6 +214,27 @@ pub struct Batching {
     pub workers: usize,
     /// Text models: most padded tokens (rows × longest sequence) per inference call.
     pub max_tokens: usize,
+    /// The batch limits when the model runs on CUDA (`[batching.cuda]`).
+    pub cuda: DeviceBatching,
+}
+
+/// Batch limits for one device: a GPU wants far larger batches than a CPU core to be worth a kernel launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceBatching {
+    /// Most rows in one inference call.
+    pub max_batch_size: usize,
+    /// Text models: most padded tokens per inference call.
+    pub max_tokens: usize,
+}
+
+impl Default for DeviceBatching {
+    fn default() -> Self {
+        DeviceBatching {
+            max_batch_size: 1024,
+            max_tokens: 65_536,
+        }
+    }
 }
 
 impl Default for Batching {
@@ -224,6 +245,23 @@ impl Default for Batching {
             queue_capacity: 1024,
             workers: 1,
             max_tokens: 8192,
+            cuda: DeviceBatching::default(),
+        }
+    }
+}
+
+impl Batching {
+    /// The limits that apply on `provider` (ONNX Runtime's name): the `cuda` ones on CUDA, the top-level ones
+    /// elsewhere.
+    pub fn on(self, provider: &str) -> Batching {
+        if provider == "CUDAExecutionProvider" {
+            Batching {
+                max_batch_size: self.cuda.max_batch_size.max(1),
+                max_tokens: self.cuda.max_tokens.max(1),
+                ..self
+            }
+        } else {
+            self
         }
     }
 }
@@ -623,6 +661,26 @@ max_batch_size = 64
         )
         .unwrap_err();
         assert!(err.to_string().contains("'tokenizer'"), "{err}");
+    }
+
+    #[test]
+    fn batch_limits_follow_the_device() {
+        let text = "kind='text'\ntokenizer='tokenizer.json'\noutput='logits'\nlabels=['neg','pos']\n\
+            [batching]\nmax_tokens=512\nmax_batch_size=64\n[batching.cuda]\nmax_tokens=100000\n";
+        let b = ModelSpec::parse("s", Path::new("m"), text)
+            .unwrap()
+            .batching;
+        let cpu = b.on("CPUExecutionProvider");
+        assert_eq!((cpu.max_batch_size, cpu.max_tokens), (64, 512));
+        let gpu = b.on("CUDAExecutionProvider");
+        assert_eq!(
+            (gpu.max_batch_size, gpu.max_tokens),
+            (1024, 100_000),
+            "unset: the CUDA default"
+        );
+        let bad = text.replace("max_tokens=100000", "max_tokenz=1");
+        let err = ModelSpec::parse("s", Path::new("m"), &bad).unwrap_err();
+        assert!(err.to_string().contains("max_tokenz"), "{err}");
     }
 
     #[test]
