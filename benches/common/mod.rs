@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use crmscore::batching::{BatchQueue, JobOutput, ModelInput};
-use crmscore::config::Device;
 use crmscore::model::registry::BatchingOverrides;
 use crmscore::model::session::SessionOptions;
 use crmscore::model::{ModelRegistry, ModelSpec};
@@ -67,10 +66,7 @@ pub fn churn_spec() -> ModelSpec {
 pub fn cpu_sessions() -> SessionOptions {
     crmscore::model::runtime::environment(None)
         .expect("ONNX Runtime (run scripts/setup-onnxruntime.sh)");
-    SessionOptions {
-        device: Device::Cpu,
-        intra_threads: 1,
-    }
+    SessionOptions::cpu(1)
 }
 
 /// The shipped models with `options`, batching up to `max_batch_size` rows and no batch window (max_delay_us 0).
