@@ -172,8 +172,10 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         workers: config.batch_workers,
         max_tokens: config.max_tokens,
     };
+    let device = model::cuda::decide(config.device, &config.cuda_options())
+        .map_err(model::ModelError::Library)?;
     let options = SessionOptions {
-        device: config.device,
+        device,
         intra_threads: config.intra_threads,
         cuda: config.cuda_options(),
     };

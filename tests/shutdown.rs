@@ -21,14 +21,8 @@ fn serve() -> (Served, String) {
         &["--http-workers", "2", "--shutdown-grace-ms", &grace],
         "info",
     );
-    let line = served.wait_line(|l| l.contains("listening") && l.contains("addr="));
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the server logs its address")
-        .to_string();
-    (served, format!("http://{addr}"))
+    let base = served.base_url();
+    (served, base)
 }
 
 /// Whether a transport error means the request never reached the server (the listener is closed).

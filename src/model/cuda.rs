@@ -5,9 +5,11 @@ use std::path::Path;
 
 use clap::ValueEnum;
 use ort::ep::{self, ArenaExtendStrategy, ExecutionProvider};
+use ort::session::Session;
 use ort::session::builder::SessionBuilder;
 
 use super::runtime;
+use crate::config::Device;
 
 /// How the CUDA provider is configured; one value for every model of a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,12 @@ pub fn register(builder: &mut SessionBuilder, options: &CudaOptions) -> Result<(
             lib_dir.display()
         ));
     }
+    // The driver's library comes with the NVIDIA driver, never with a wheel: without it there is no GPU to use.
+    if ort::util::preload_dylib("libcuda.so.1").is_err() {
+        return Err("the NVIDIA driver library libcuda.so.1 is not found: this machine (or container) has no \
+             NVIDIA driver or no GPU access (check nvidia-smi; in a container, the NVIDIA runtime)"
+            .to_string());
+    }
     let missing = preload(lib_dir);
     if !missing.is_empty() {
         return Err(format!(
@@ -79,6 +87,43 @@ pub fn register(builder: &mut SessionBuilder, options: &CudaOptions) -> Result<(
     provider(options)
         .register(builder)
         .map_err(|e| format!("CUDA execution provider failed to register: {e}"))
+}
+
+/// y = Identity(x) over float[n] (scripts/make_cuda_probe.py): the smallest graph a CUDA session can be made for.
+const PROBE: &[u8] = include_bytes!("cuda_probe.onnx");
+
+/// Opens the probe graph on CUDA: whether sessions can run on the GPU here, or what stops them (provider or CUDA
+/// libraries, driver, GPU), decided once before any model loads.
+pub fn probe(options: &CudaOptions) -> Result<(), String> {
+    let env = runtime::environment(None).map_err(|e| e.to_string())?;
+    let mut builder = Session::builder(env).map_err(|e| e.to_string())?;
+    register(&mut builder, options)?;
+    builder
+        .commit_from_memory(PROBE)
+        .map(drop)
+        .map_err(|e| explain_failure(&e.to_string()))
+}
+
+/// The device every model runs on (unless its manifest asks for the CPU), decided once at start: `cuda` must
+/// work or the server does not start, naming why; `auto` takes CUDA when the probe passes, else logs why not and
+/// runs on the CPU.
+pub fn decide(asked: Device, options: &CudaOptions) -> Result<Device, String> {
+    if asked == Device::Cpu {
+        return Ok(Device::Cpu);
+    }
+    match probe(options) {
+        Ok(()) => {
+            tracing::info!(device_id = options.device_id, "models run on CUDA");
+            Ok(Device::Cuda)
+        }
+        Err(reason) if asked == Device::Cuda => Err(format!(
+            "--device cuda was asked for but CUDA cannot be used: {reason}"
+        )),
+        Err(reason) => {
+            tracing::info!(%reason, "CUDA not used; running on CPU");
+            Ok(Device::Cpu)
+        }
+    }
 }
 
 /// The provider with its options set. TF32 stays off so FP32 answers match the CPU's (1e-4); copies between host

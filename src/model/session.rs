@@ -6,7 +6,7 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::cuda::{self, CudaOptions};
-use super::spec::{ModelKind, ModelSpec};
+use super::spec::{ModelDevice, ModelKind, ModelSpec};
 use super::{ModelError, runtime};
 use crate::config::Device;
 
@@ -122,7 +122,7 @@ pub fn open(spec: &ModelSpec, options: &SessionOptions) -> Result<OpenSession, M
             provider: "CPUExecutionProvider",
         })
     };
-    if options.device == Device::Cpu {
+    if options.device == Device::Cpu || spec.device == ModelDevice::Cpu {
         return cpu();
     }
     let mut b = builder()?;

@@ -26,6 +26,20 @@ pub struct ModelSpec {
     pub metadata: toml::Table,
     /// What each feature means, for people reading explanations (`[feature_info.<name>]`).
     pub feature_info: BTreeMap<String, FeatureInfo>,
+    /// Where the model may run: `any` (the server's --device) or `cpu` (small tree ensembles: a GPU only adds
+    /// transfer time).
+    pub device: ModelDevice,
+}
+
+/// A manifest's `device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelDevice {
+    /// Wherever the server's --device says.
+    #[default]
+    Any,
+    /// On the CPU even when the server runs others on CUDA.
+    Cpu,
 }
 
 /// A feature's human description and unit.
@@ -296,6 +310,8 @@ struct Manifest {
     #[serde(default)]
     batching: Batching,
     #[serde(default)]
+    device: ModelDevice,
+    #[serde(default)]
     metadata: toml::Table,
     #[serde(default)]
     feature_info: BTreeMap<String, FeatureInfo>,
@@ -489,6 +505,7 @@ impl ModelSpec {
             batching: m.batching,
             metadata: m.metadata,
             feature_info: m.feature_info,
+            device: m.device,
         })
     }
 
@@ -678,6 +695,12 @@ max_batch_size = 64
             (1024, 100_000),
             "unset: the CUDA default"
         );
+        let cpu_only = format!("device='cpu'\n{text}");
+        let spec = ModelSpec::parse("s", Path::new("m"), &cpu_only).unwrap();
+        assert_eq!(spec.device, ModelDevice::Cpu);
+        let err =
+            ModelSpec::parse("s", Path::new("m"), &format!("device='gpu'\n{text}")).unwrap_err();
+        assert!(err.to_string().contains("device"), "{err}");
         let bad = text.replace("max_tokens=100000", "max_tokenz=1");
         let err = ModelSpec::parse("s", Path::new("m"), &bad).unwrap_err();
         assert!(err.to_string().contains("max_tokenz"), "{err}");

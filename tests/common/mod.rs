@@ -380,6 +380,11 @@ pub struct Served {
 impl Served {
     /// Starts `crmscore serve` on a free port with `args` added and `RUST_LOG=rust_log`.
     pub fn start(args: &[&str], rust_log: &str) -> Served {
+        Served::start_on("cpu", args, rust_log)
+    }
+
+    /// As `start`, on `device` (cpu, cuda or auto).
+    pub fn start_on(device: &str, args: &[&str], rust_log: &str) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
             .current_dir(repo())
             .arg("serve")
@@ -389,7 +394,7 @@ impl Served {
                 "--state-dir",
                 "",
                 "--device",
-                "cpu",
+                device,
             ])
             .arg("--models")
             .arg(models())
@@ -412,6 +417,35 @@ impl Served {
             }
         });
         Served { child, lines }
+    }
+
+    /// `http://addr` of the server, read from its "listening" log line (waits for it, bounded).
+    pub fn base_url(&self) -> String {
+        let line = self.wait_line(|l| l.contains("listening") && l.contains("addr="));
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the server logs its address");
+        format!("http://{addr}")
+    }
+
+    /// Waits (bounded) for the process to exit on its own; its exit status and every line it wrote.
+    pub fn exit(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running: {:#?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.lines())
     }
 
     /// The stderr lines so far.
