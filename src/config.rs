@@ -393,7 +393,15 @@ mod tests {
     #[test]
     fn erase_takes_an_id_and_outputs() {
         let cli = Cli::try_parse_from([
-            "crmscore", "erase", "--id", "C1", "--outputs", "a", "b", "--state-dir", "s",
+            "crmscore",
+            "erase",
+            "--id",
+            "C1",
+            "--outputs",
+            "a",
+            "b",
+            "--state-dir",
+            "s",
         ])
         .unwrap();
         let Command::Erase(args) = cli.command else {
@@ -402,9 +410,21 @@ mod tests {
         assert_eq!(args.id, "C1");
         assert_eq!(args.outputs, [PathBuf::from("a"), PathBuf::from("b")]);
         assert!(!args.lift && args.feedback_dir.is_none());
-        assert!(Cli::try_parse_from(["crmscore", "erase"]).is_err(), "--id is required");
         assert!(
-            Cli::try_parse_from(["crmscore", "erase", "--id", "C1", "--lift", "--outputs", "a"]).is_err(),
+            Cli::try_parse_from(["crmscore", "erase"]).is_err(),
+            "--id is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "crmscore",
+                "erase",
+                "--id",
+                "C1",
+                "--lift",
+                "--outputs",
+                "a"
+            ])
+            .is_err(),
             "a lift rewrites nothing"
         );
     }

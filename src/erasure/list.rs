@@ -94,7 +94,8 @@ impl ErasureList {
                 stored.format
             )));
         }
-        let salt = unhex(&stored.salt).ok_or_else(|| corrupt("the salt is not 16 hex bytes".into()))?;
+        let salt =
+            unhex(&stored.salt).ok_or_else(|| corrupt("the salt is not 16 hex bytes".into()))?;
         let hashes = stored
             .erased
             .iter()
@@ -160,7 +161,8 @@ impl ErasureList {
             salt: hex(&self.salt),
             erased: self.hashes.iter().map(IdHash::to_string).collect(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&stored).map_err(|e| ErasureError::io(&self.file, e))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&stored).map_err(|e| ErasureError::io(&self.file, e))?;
         bytes.push(b'\n');
         if let Some(dir) = self.file.parent() {
             std::fs::create_dir_all(dir).map_err(|e| ErasureError::io(dir, e))?;
@@ -204,10 +206,18 @@ mod tests {
         assert!(!text.contains("C-SECRET-1"), "{text}");
         assert!(text.contains(&hash.to_string()), "{text}");
         let reopened = ErasureList::open(&dir).unwrap();
-        assert_eq!(reopened.hash("C-SECRET-1"), hash, "same salt after a restart");
+        assert_eq!(
+            reopened.hash("C-SECRET-1"),
+            hash,
+            "same salt after a restart"
+        );
         assert!(reopened.contains(&hash));
         let mut other = ErasureList::open(&temp("other")).unwrap();
-        assert_ne!(other.hash("C-SECRET-1"), hash, "another list has another salt");
+        assert_ne!(
+            other.hash("C-SECRET-1"),
+            hash,
+            "another list has another salt"
+        );
         assert!(!other.remove(&hash).unwrap());
         let mut list = reopened;
         assert!(list.remove(&hash).unwrap());

@@ -187,7 +187,11 @@ impl Erasures {
     }
 
     /// Erases `customer_id` everywhere the server keeps it. See [`erase_everywhere`].
-    pub fn erase(&self, store: &SnapshotStore, customer_id: &str) -> Result<EraseReport, ErasureError> {
+    pub fn erase(
+        &self,
+        store: &SnapshotStore,
+        customer_id: &str,
+    ) -> Result<EraseReport, ErasureError> {
         erase_everywhere(self, store, customer_id)
     }
 
@@ -234,9 +238,7 @@ pub fn erase_everywhere(
         let hidden = match store.current() {
             Some(snapshot) => {
                 let id = CustomerId::Str(customer_id.to_string());
-                snapshot
-                    .lookup(&id)
-                    .map_or(0, |row| snapshot.hide(&[row]))
+                snapshot.lookup(&id).map_or(0, |row| snapshot.hide(&[row]))
             }
             None => 0,
         };

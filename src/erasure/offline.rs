@@ -30,7 +30,10 @@ pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
             files: &[],
         })?;
         let _ = match lifted {
-            true => writeln!(out, "lifted the erasure of {hash}: served again from the next snapshot load"),
+            true => writeln!(
+                out,
+                "lifted the erasure of {hash}: served again from the next snapshot load"
+            ),
             false => writeln!(out, "{hash} was not erased: nothing to lift"),
         };
         return Ok(out);
@@ -54,7 +57,11 @@ pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
     paths.extend(args.outputs.iter().cloned());
     let sweep = rewrite::sweep(&paths, &args.id)?;
     for file in &sweep.rewritten {
-        let _ = writeln!(out, "rewrote {} ({} rows removed)", file.path, file.rows_removed);
+        let _ = writeln!(
+            out,
+            "rewrote {} ({} rows removed)",
+            file.path, file.rows_removed
+        );
     }
     for file in &sweep.without_id_column {
         let _ = writeln!(out, "skipped {} (no customer_id column)", file.display());
@@ -76,6 +83,10 @@ pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
         snapshot_rows_hidden: 0,
         files: &files,
     })?;
-    let _ = writeln!(out, "audited in {}", args.state_dir.join(audit::AUDIT_FILE).display());
+    let _ = writeln!(
+        out,
+        "audited in {}",
+        args.state_dir.join(audit::AUDIT_FILE).display()
+    );
     Ok(out)
 }

@@ -65,7 +65,9 @@ pub fn parquet_files(path: &Path) -> Result<Vec<PathBuf>, ErasureError> {
             if name.starts_with('.') || name.starts_with('_') {
                 continue;
             }
-            let kind = entry.file_type().map_err(|e| ErasureError::io(&folder, e))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| ErasureError::io(&folder, e))?;
             if kind.is_dir() {
                 folders.push(entry.path());
             } else if kind.is_file() && name.ends_with(".parquet") {
@@ -111,7 +113,8 @@ fn keep_mask(batch: &RecordBatch, customer_id: &str) -> Result<Option<BooleanArr
 /// row-group size) only when it holds some.
 pub fn remove_customer_rows(path: &Path, customer_id: &str) -> Result<FileOutcome, ErasureError> {
     let open = || File::open(path).map_err(|e| ErasureError::io(path, e));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| parquet_error(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(open()?).map_err(|e| parquet_error(path, e))?;
     let Some(root) = builder.schema().index_of(ID_COLUMN).ok() else {
         return Ok(FileOutcome::NoIdColumn);
     };
@@ -119,7 +122,11 @@ pub fn remove_customer_rows(path: &Path, customer_id: &str) -> Result<FileOutcom
     // First only the id column: most files do not hold the customer and are left alone.
     let mask = ProjectionMask::roots(builder.parquet_schema(), [root]);
     let mut matches = 0;
-    for batch in builder.with_projection(mask).build().map_err(|e| parquet_error(path, e))? {
+    for batch in builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| parquet_error(path, e))?
+    {
         let batch = batch.map_err(|e| parquet_error(path, e))?;
         if let Some(keep) = keep_mask(&batch, customer_id).map_err(|e| parquet_error(path, e))? {
             matches += keep.len() - keep.true_count();
@@ -189,7 +196,8 @@ mod tests {
             ),
         ])
         .unwrap();
-        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+        let mut w =
+            ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
     }
@@ -203,7 +211,11 @@ mod tests {
         for batch in reader {
             let batch = batch.unwrap();
             let text = arrow_cast::cast(batch.column(0), &DataType::Utf8).unwrap();
-            out.extend(text.as_string::<i32>().iter().map(|v| v.unwrap_or("-").to_string()));
+            out.extend(
+                text.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.unwrap_or("-").to_string()),
+            );
         }
         out
     }
@@ -214,7 +226,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("part")).unwrap();
         let strings = dir.join("part/a.parquet");
-        write(&strings, Arc::new(StringArray::from(vec![Some("C1"), Some("C2"), None, Some("C1")])));
+        write(
+            &strings,
+            Arc::new(StringArray::from(vec![
+                Some("C1"),
+                Some("C2"),
+                None,
+                Some("C1"),
+            ])),
+        );
         let ints = dir.join("b.parquet");
         write(&ints, Arc::new(Int64Array::from(vec![7, 8, 9])));
         let other = dir.join("c.parquet");
@@ -227,11 +247,20 @@ mod tests {
         assert_eq!(done.rewritten[0].rows_removed, 2);
         assert_eq!(done.untouched, 2);
         assert_eq!(ids(&strings), ["C2", "-"]);
-        assert_eq!(std::fs::metadata(&other).unwrap().modified().unwrap(), before);
+        assert_eq!(
+            std::fs::metadata(&other).unwrap().modified().unwrap(),
+            before
+        );
 
-        assert!(matches!(remove_customer_rows(&ints, "8").unwrap(), FileOutcome::Rewritten(_)));
+        assert!(matches!(
+            remove_customer_rows(&ints, "8").unwrap(),
+            FileOutcome::Rewritten(_)
+        ));
         assert_eq!(ids(&ints), ["7", "9"]);
-        assert_eq!(remove_customer_rows(&ints, "8").unwrap(), FileOutcome::Untouched);
+        assert_eq!(
+            remove_customer_rows(&ints, "8").unwrap(),
+            FileOutcome::Untouched
+        );
         assert!(!durable::temp_name(&ints).exists());
         let _ = std::fs::remove_dir_all(&dir);
     }

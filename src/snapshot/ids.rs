@@ -383,8 +383,13 @@ mod tests {
         seen.sort();
         assert_eq!(
             seen,
-            [("-3", 1), ("7", 0), ("C1", 0), ("a-rather-long-customer-id", 1)]
-                .map(|(id, row)| (id.to_string(), row))
+            [
+                ("-3", 1),
+                ("7", 0),
+                ("C1", 0),
+                ("a-rather-long-customer-id", 1)
+            ]
+            .map(|(id, row)| (id.to_string(), row))
         );
     }
 

@@ -118,9 +118,7 @@ impl FeatureSnapshot {
     /// Row index of a customer, if present (an erased customer is not).
     #[inline]
     pub fn lookup(&self, id: &CustomerId) -> Option<usize> {
-        self.index
-            .get(id)
-            .filter(|&row| !self.hidden.contains(row))
+        self.index.get(id).filter(|&row| !self.hidden.contains(row))
     }
 
     /// Customer ids in row order (erased customers included: their rows are hidden, not removed).
