@@ -165,8 +165,9 @@ pub struct Config {
     pub max_row_drop: f64,
 
     /// Folder for what the server keeps across restarts (the last served snapshot's name, path, modification
-    /// time, size and customer count, so --max-row-drop also checks the first snapshot after a restart); created
-    /// when first written. An empty value keeps nothing. An unreadable state file is logged and ignored.
+    /// time, size and customer count, so --max-row-drop also checks the first snapshot after a restart; the
+    /// erasure list and audit log); created at start. An empty value keeps nothing (and erasure is off). An
+    /// unreadable snapshot state file is logged and ignored; an unreadable erasure list stops the start.
     #[arg(long, env = "CRMSCORE_STATE_DIR", default_value = ".crmscore-state", value_parser = path_or_empty)]
     pub state_dir: Option<PathBuf>,
 
