@@ -12,6 +12,12 @@ use crate::config::EraseArgs;
 /// Runs `crmscore erase` (or `--lift`) and returns what it did, as lines for the terminal.
 pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
     check_id(&args.id)?;
+    if args.state_dir.as_os_str().is_empty() {
+        return Err(ErasureError::BadId(
+            "--state-dir is empty: the erasure list needs a folder (the server's --state-dir)"
+                .into(),
+        ));
+    }
     // Refuses at once when a server holds the folder: its own copy of the list would overwrite this change.
     let _lock = lock_state(&args.state_dir, Duration::ZERO)?;
     let mut list = ErasureList::open(&args.state_dir)?;
