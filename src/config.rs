@@ -35,6 +35,31 @@ pub enum Command {
     /// Validate an engagement policy file against the models' features, segments and catalogue and print its
     /// rules (exit code 1 if the server would refuse it), so a change can be checked before it is dropped.
     CheckPolicy(CheckPolicyArgs),
+    /// Erase a customer with the server down (GDPR art. 17): list their salted hash in the state folder (so no
+    /// snapshot serves them again), remove their rows from the feedback logs and the Parquet outputs named, audit it.
+    Erase(EraseArgs),
+}
+
+/// Arguments of `crmscore erase`.
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    /// The customer id, exactly as in the data (integer ids in decimal).
+    #[arg(long)]
+    pub id: String,
+    /// The server's state folder, holding the erasure list and the audit log.
+    #[arg(long, env = "CRMSCORE_STATE_DIR", default_value = ".crmscore-state")]
+    pub state_dir: PathBuf,
+    /// The server's feedback folder, whose outcome and decision logs lose the customer's rows (default: none).
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DIR")]
+    pub feedback_dir: Option<PathBuf>,
+    /// Parquet files or folders (batch-scoring outputs, exports with a customer_id column) to rewrite without
+    /// the customer's rows; files without them are left untouched. Repeatable.
+    #[arg(long, num_args = 1..)]
+    pub outputs: Vec<PathBuf>,
+    /// Lift an earlier erasure instead: the customer is served again from the next snapshot load (files that
+    /// lost their rows stay as they are).
+    #[arg(long, conflicts_with_all = ["outputs", "feedback_dir"])]
+    pub lift: bool,
 }
 
 /// Arguments of `crmscore check-policy`.
@@ -142,8 +167,9 @@ pub struct Config {
     pub max_row_drop: f64,
 
     /// Folder for what the server keeps across restarts (the last served snapshot's name, path, modification
-    /// time, size and customer count, so --max-row-drop also checks the first snapshot after a restart); created
-    /// when first written. An empty value keeps nothing. An unreadable state file is logged and ignored.
+    /// time, size and customer count, so --max-row-drop also checks the first snapshot after a restart; the
+    /// erasure list and audit log); created at start. An empty value keeps nothing (and erasure is off). An
+    /// unreadable snapshot state file is logged and ignored; an unreadable erasure list stops the start.
     #[arg(long, env = "CRMSCORE_STATE_DIR", default_value = ".crmscore-state", value_parser = path_or_empty)]
     pub state_dir: Option<PathBuf>,
 
@@ -404,6 +430,45 @@ mod tests {
         };
         assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
         assert!(cfg.accept_row_drop_once);
+    }
+
+    #[test]
+    fn erase_takes_an_id_and_outputs() {
+        let cli = Cli::try_parse_from([
+            "crmscore",
+            "erase",
+            "--id",
+            "C1",
+            "--outputs",
+            "a",
+            "b",
+            "--state-dir",
+            "s",
+        ])
+        .unwrap();
+        let Command::Erase(args) = cli.command else {
+            panic!("expected erase")
+        };
+        assert_eq!(args.id, "C1");
+        assert_eq!(args.outputs, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert!(!args.lift && args.feedback_dir.is_none());
+        assert!(
+            Cli::try_parse_from(["crmscore", "erase"]).is_err(),
+            "--id is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "crmscore",
+                "erase",
+                "--id",
+                "C1",
+                "--lift",
+                "--outputs",
+                "a"
+            ])
+            .is_err(),
+            "a lift rewrites nothing"
+        );
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub enum ScoreError {
         encoding: &'static str,
         message: String,
     },
+    /// Erasure is off (no --state-dir to keep the erasure list in).
+    #[error("{0}")]
+    ErasureUnavailable(String),
+    /// The erasure list or audit log could not be written.
+    #[error("erasure failed: {0}")]
+    Erasure(String),
 }
 
 impl ScoreError {
@@ -105,6 +111,8 @@ impl ScoreError {
             ScoreError::BodyBudgetExceeded { .. } => "body_budget_exceeded",
             ScoreError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             ScoreError::BadEncoding { .. } => "bad_content_encoding",
+            ScoreError::ErasureUnavailable(_) => "erasure_unavailable",
+            ScoreError::Erasure(_) => "erasure_failed",
         }
     }
 
@@ -137,6 +145,8 @@ impl ScoreError {
             ScoreError::BodyBudgetExceeded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ScoreError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ScoreError::BadEncoding { .. } => StatusCode::BAD_REQUEST,
+            ScoreError::ErasureUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ScoreError::Erasure(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod batching;
 pub mod config;
 pub mod engagement;
+pub mod erasure;
 pub mod error;
 pub mod explain;
 pub mod grpc;
@@ -55,6 +56,8 @@ pub enum StartError {
     ApiKeys(#[from] api_keys::KeyFileError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Erasure(#[from] erasure::ErasureError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -162,6 +165,11 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     if config.admin_token.is_none() && !config.bind.ip().to_canonical().is_loopback() {
         tracing::warn!(bind = %config.bind, "--allow-open-admin: the admin and repository routes are open to every client");
     }
+    // Before anything is served: an unreadable erasure list must stop the start, not serve erased customers.
+    let erasures = match config.state_dir.as_deref() {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(Arc::new(erasure::Erasures::open(dir)?)),
+        _ => None,
+    };
     model::runtime::environment(config.onnxruntime_lib.as_deref())?;
     let metrics = Metrics::new();
     metrics.set_build_info(ort::info());
@@ -201,6 +209,17 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         }
         None => None,
     };
+    let mut reloader = SnapshotReloader::new(
+        &config.snapshots,
+        ReloadPolicy {
+            max_row_drop: config.max_row_drop.clamp(0.0, 1.0),
+        },
+    )
+    .persisting_in(config.state_dir.as_deref())
+    .accepting_row_drop_once(config.accept_row_drop_once);
+    if let Some(erasures) = &erasures {
+        reloader = reloader.preparing_with(erasures.prepare());
+    }
     let state = web::Data::new(AppState {
         engagement: engagement::insights::Engagement::new(policies),
         models,
@@ -213,14 +232,8 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
             max_recommendations: config.max_recommendations,
             max_output_values: config.max_output_values,
         },
-        reloader: SnapshotReloader::new(
-            &config.snapshots,
-            ReloadPolicy {
-                max_row_drop: config.max_row_drop.clamp(0.0, 1.0),
-            },
-        )
-        .persisting_in(config.state_dir.as_deref())
-        .accepting_row_drop_once(config.accept_row_drop_once),
+        reloader,
+        erasures,
         freshness: Freshness {
             max_age: config.max_snapshot_age.map(std::time::Duration::from_secs),
             policy: config.stale_policy,

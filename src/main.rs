@@ -37,6 +37,13 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::Erase(args) => match crmscore::erasure::offline::run(&args) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
         Command::CheckPolicy(args) => {
             match crmscore::engagement::check::model_vocabulary(&args.models) {
                 Ok((vocab, notes)) => {

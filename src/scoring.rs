@@ -38,6 +38,8 @@ pub struct AppState {
     pub drain: Arc<crate::shutdown::Drain>,
     /// The API keys every keyed route needs (None: no keys needed).
     pub api_keys: Option<crate::api_keys::KeyStore>,
+    /// The erased customers and the audit log (None without --state-dir: erasure is refused).
+    pub erasures: Option<Arc<crate::erasure::Erasures>>,
 }
 
 /// The staleness rule.

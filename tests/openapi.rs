@@ -19,6 +19,11 @@ fn server() -> &'static RunningServer {
         let mut config = config(&sample_snapshot());
         // With a policy, /v1/policy and the insights' next best action answer too.
         config.policy = Some(repo().join("policies/engagement.toml"));
+        // With a state folder, erasure answers too.
+        let state =
+            std::env::temp_dir().join(format!("crmscore-openapi-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        config.state_dir = Some(state);
         start_ready(config)
     })
 }
@@ -218,6 +223,7 @@ fn calls(doc: &Value, id: &str) -> Vec<Call> {
                 ("POST", "/v1/sentiment") => Some(score_body("sentiment", id)),
                 ("POST", "/v1/insights") => Some(json!({"customer_ids": [id]})),
                 ("POST", "/v2/repository/index") => Some(json!({})),
+                ("POST", "/v1/admin/erasures/lift") => Some(json!({"customer_id": id})),
                 ("POST", _) => None,
                 _ => None,
             };
@@ -229,8 +235,14 @@ fn calls(doc: &Value, id: &str) -> Vec<Call> {
             });
         }
     }
-    // Unloads last, each followed by the load that brings the model back.
-    calls.sort_by_key(|c| c.template.ends_with("/unload"));
+    // The erasure of the customer the others ask about, then its lift, then unloads last (each followed by the
+    // load that brings the model back).
+    calls.sort_by_key(|c| match (c.method.as_str(), c.template.as_str()) {
+        ("DELETE", _) => 1,
+        (_, "/v1/admin/erasures/lift") => 2,
+        (_, t) if t.ends_with("/unload") => 3,
+        _ => 0,
+    });
     calls
 }
 
@@ -269,6 +281,14 @@ fn send(call: &Call) -> (u16, Value) {
         ("POST", None) => {
             let (status, _, body) = post_raw(server(), &call.path, "");
             (status, body)
+        }
+        ("DELETE", _) => {
+            let mut resp = agent()
+                .delete(url(server(), &call.path))
+                .call()
+                .expect("request reaches the server");
+            let status = resp.status().as_u16();
+            (status, resp.body_mut().read_json().unwrap_or(Value::Null))
         }
         (other, _) => panic!("no client for {other}"),
     }

@@ -10,7 +10,7 @@ use crate::model::registry::ModelReload;
 use crate::scoring::AppState;
 use crate::snapshot::ReloadOutcome;
 
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ScoreError> {
+pub(super) fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ScoreError> {
     if is_admin(req, state) {
         Ok(())
     } else {

@@ -6,6 +6,7 @@ mod binary;
 pub mod body;
 pub mod compress;
 pub mod dto;
+mod erasure;
 mod health;
 mod insights;
 mod metrics;
@@ -99,6 +100,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
             .service(
                 resource("/v1/customers/{id}/insights")
                     .route(web::get().to(insights::get_customer_insights)),
+            )
+            .service(
+                resource("/v1/customers/{id}").route(web::delete().to(erasure::delete_customer)),
+            )
+            .service(
+                resource("/v1/admin/erasures/lift")
+                    .route(web::post().to(erasure::post_erasure_lift)),
             )
             .service(resource("/v1/policy").route(web::get().to(insights::get_policy)))
             .service(resource("/v1/snapshot").route(web::get().to(snapshot_info::get_snapshot)))

@@ -26,10 +26,13 @@ pub fn code(error: &ScoreError) -> Code {
         | ScoreError::ModelUnavailable(_)
         | ScoreError::ModelNotReady { .. }
         | ScoreError::NotReady(_)
-        | ScoreError::Stale(_) => Code::Unavailable,
+        | ScoreError::Stale(_)
+        | ScoreError::ErasureUnavailable(_) => Code::Unavailable,
         ScoreError::Unauthorized | ScoreError::ApiKey(_) => Code::Unauthenticated,
         ScoreError::SnapshotRejected(_) => Code::FailedPrecondition,
-        ScoreError::Inference { .. } | ScoreError::Internal(_) => Code::Internal,
+        ScoreError::Inference { .. } | ScoreError::Internal(_) | ScoreError::Erasure(_) => {
+            Code::Internal
+        }
         ScoreError::DeadlineExceeded { .. } | ScoreError::BodyTimeout { .. } => {
             Code::DeadlineExceeded
         }

@@ -83,7 +83,8 @@ impl ModelExplainer {
         let picked =
             sampling::reference_sample(snapshot.rows(), sampling::DEFAULT_MAX_REFERENCE_ROWS, SEED);
         let mut rows = Vec::with_capacity(picked.len() * width);
-        for &row in &picked {
+        // Erased customers' rows are blanked and must not shape anyone's explanation.
+        for &row in picked.iter().filter(|&&row| !snapshot.is_hidden(row)) {
             snapshot.gather(row, layout, &mut rows);
         }
         let (method, space) = match trees {

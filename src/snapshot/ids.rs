@@ -249,6 +249,36 @@ impl CustomerIndex {
         }
     }
 
+    /// Calls `f` with every id's text (integers in decimal) and its row, in no particular order, without
+    /// collecting them (what erasure hashes when a snapshot loads).
+    pub fn for_each_id(&self, mut f: impl FnMut(&str, usize)) {
+        use std::fmt::Write;
+        let mut text = String::new();
+        match self {
+            CustomerIndex::Str(index) => {
+                for slot in index.slots.iter() {
+                    if let Ok(id) = std::str::from_utf8(key_bytes(&index.spill, slot)) {
+                        f(id, slot.row as usize);
+                    }
+                }
+            }
+            CustomerIndex::Int(map) => {
+                for (&id, &row) in map {
+                    text.clear();
+                    let _ = write!(text, "{id}");
+                    f(&text, row as usize);
+                }
+            }
+            CustomerIndex::UInt(map) => {
+                for (&id, &row) in map {
+                    text.clear();
+                    let _ = write!(text, "{id}");
+                    f(&text, row as usize);
+                }
+            }
+        }
+    }
+
     /// Every id, in row order.
     pub fn ids(&self) -> Vec<CustomerId> {
         match self {
@@ -341,6 +371,27 @@ impl StrIndexBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_id_is_visited_with_its_row() {
+        let mut seen = Vec::new();
+        let idx = CustomerIndex::from_strings(["C1", "a-rather-long-customer-id"]).unwrap();
+        idx.for_each_id(|id, row| seen.push((id.to_string(), row)));
+        CustomerIndex::from_integers([7, -3])
+            .unwrap()
+            .for_each_id(|id, row| seen.push((id.to_string(), row)));
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("-3", 1),
+                ("7", 0),
+                ("C1", 0),
+                ("a-rather-long-customer-id", 1)
+            ]
+            .map(|(id, row)| (id.to_string(), row))
+        );
+    }
 
     #[test]
     fn string_index_finds_rows_and_rejects_duplicates() {

@@ -1,20 +1,22 @@
 //! The in-memory customer feature snapshot: id → row of a row-major f32 matrix, swapped atomically as a whole.
 
 pub mod check;
+pub mod hidden;
 pub mod ids;
 pub mod load;
 pub mod reload;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
+pub use hidden::HiddenRows;
 pub use ids::{CustomerId, CustomerIndex};
 pub use load::{SnapshotSource, find_snapshots, load_snapshot, load_snapshot_with};
-pub use reload::{Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader};
+pub use reload::{Prepare, Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader};
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,8 @@ pub struct FeatureSnapshot {
     /// Items each customer owns (the recommender's list column), if the snapshot has one.
     pub owned: Option<OwnedItems>,
     serial: u64,
+    /// Rows of erased customers: kept in the matrix (row numbers stay valid) but never found.
+    hidden: HiddenRows,
 }
 
 /// Where a model's feature columns sit in the rows of one snapshot.
@@ -102,22 +106,50 @@ impl FeatureSnapshot {
             index,
             owned: None,
             serial: SERIALS.fetch_add(1, Ordering::Relaxed),
+            hidden: HiddenRows::default(),
         }
     }
 
-    /// Number of customers.
+    /// Number of customers served (erased ones left out).
     pub fn rows(&self) -> usize {
-        self.rows
+        self.rows - self.hidden.len()
     }
 
-    /// Row index of a customer, if present.
+    /// Row index of a customer, if present (an erased customer is not).
+    #[inline]
     pub fn lookup(&self, id: &CustomerId) -> Option<usize> {
-        self.index.get(id)
+        self.index.get(id).filter(|&row| !self.hidden.contains(row))
     }
 
-    /// Customer ids in row order.
+    /// Customer ids in row order (erased customers included: their rows are hidden, not removed).
     pub fn customer_ids(&self) -> Vec<CustomerId> {
         self.index.ids()
+    }
+
+    /// Calls `f` with every customer id's text (integers in decimal) and row, in no particular order.
+    pub fn for_each_id(&self, f: impl FnMut(&str, usize)) {
+        self.index.for_each_id(f)
+    }
+
+    /// Whether row `row` belongs to an erased customer.
+    pub fn is_hidden(&self, row: usize) -> bool {
+        self.hidden.contains(row)
+    }
+
+    /// Hides `rows` of this served snapshot from every lookup (an erasure while it is served); returns how
+    /// many were not hidden already.
+    pub fn hide(&self, rows: &[usize]) -> usize {
+        self.hidden.insert(rows)
+    }
+
+    /// Hides `rows` and blanks their feature values (NaN, as a null) before the snapshot is served, so an
+    /// erased customer's data is neither found nor kept in the matrix.
+    pub fn erase_rows(&mut self, rows: &[usize]) {
+        let width = self.columns.len();
+        for &row in rows.iter().filter(|&&r| r < self.rows) {
+            self.matrix[row * width..(row + 1) * width].fill(f32::NAN);
+        }
+        self.hidden.insert(rows);
     }
 
     /// Asks the CPU to start loading row `row` into cache, so that gathering many random rows overlaps their
@@ -280,6 +312,9 @@ impl ColumnStats {
 pub struct SnapshotStore {
     current: ArcSwapOption<FeatureSnapshot>,
     last_error: Mutex<Option<String>>,
+    /// Held while a snapshot is prepared and swapped in, and while an erasure changes the served one: an
+    /// erasure is never lost between checking a new snapshot and serving it.
+    swaps: Mutex<()>,
 }
 
 impl SnapshotStore {
@@ -290,8 +325,30 @@ impl SnapshotStore {
 
     /// Swaps in a new snapshot; the old one is freed when its last reader is done.
     pub fn install(&self, snapshot: FeatureSnapshot) {
-        self.current.store(Some(Arc::new(snapshot)));
+        self.put(snapshot, None);
         self.set_error(None);
+    }
+
+    /// Runs `prepare` on `snapshot` (erasure hides erased customers) and swaps it in, with no erasure in
+    /// between; the last error is left as it is. Returns the snapshot now served.
+    pub fn put(
+        &self,
+        mut snapshot: FeatureSnapshot,
+        prepare: Option<&Prepare>,
+    ) -> Arc<FeatureSnapshot> {
+        let _swap = self.hold_swaps();
+        if let Some(prepare) = prepare {
+            prepare(&mut snapshot);
+        }
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Some(snapshot.clone()));
+        snapshot
+    }
+
+    /// Keeps snapshots from being swapped in while the guard lives (an erasure records itself, then hides the
+    /// customer in the served snapshot, under it).
+    pub fn hold_swaps(&self) -> MutexGuard<'_, ()> {
+        self.swaps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records why the last load attempt failed (None after a success).
@@ -368,6 +425,21 @@ mod tests {
             }
         );
         assert_eq!(stats[1].nulls, 3);
+    }
+
+    #[test]
+    fn erased_rows_are_not_found_and_not_counted() {
+        let mut s = tiny();
+        let b = CustomerId::Str("b".into());
+        s.erase_rows(&[1]);
+        assert_eq!(s.lookup(&b), None);
+        assert!(s.row(1).iter().all(|v| v.is_nan()), "values blanked");
+        assert_eq!(s.rows(), 1);
+        let s = tiny();
+        assert_eq!(s.hide(&[0]), 1);
+        assert_eq!(s.lookup(&CustomerId::Str("a".into())), None);
+        assert_eq!(s.lookup(&b), Some(1));
+        assert!(s.is_hidden(0) && !s.is_hidden(1));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot_with};
 use crate::telemetry::Metrics;
 
+/// What runs on every snapshot just before it is served (erasure hides the erased customers in it).
+pub type Prepare = dyn Fn(&mut FeatureSnapshot) + Send + Sync;
+
 /// Rules a new snapshot must pass before it replaces the served one.
 #[derive(Debug, Clone, Copy)]
 pub struct ReloadPolicy {
@@ -139,6 +142,7 @@ pub struct SnapshotReloader {
     /// Refused snapshots newer than the served one, as of the last rescan (read by `/v1/snapshot` without waiting
     /// for a rescan in progress).
     refused: Mutex<Vec<Refusal>>,
+    prepare: Option<std::sync::Arc<Prepare>>,
 }
 
 impl SnapshotReloader {
@@ -150,7 +154,14 @@ impl SnapshotReloader {
             state_file: None,
             memory: Mutex::new(Memory::default()),
             refused: Mutex::new(Vec::new()),
+            prepare: None,
         }
+    }
+
+    /// Runs `prepare` on every snapshot before it is served (and while no erasure can slip in between).
+    pub fn preparing_with(mut self, prepare: std::sync::Arc<Prepare>) -> SnapshotReloader {
+        self.prepare = Some(prepare);
+        self
     }
 
     /// Keeps the row-drop guard's baseline in `state_dir` (created when first written), and starts from the one an
@@ -319,6 +330,8 @@ impl SnapshotReloader {
                 });
             match outcome {
                 Ok(new) => {
+                    let new = store.put(new, self.prepare.as_deref());
+                    store.set_error(None);
                     let seconds = started.elapsed().as_secs_f64();
                     for warning in &new.warnings {
                         tracing::warn!(snapshot = %new.version, %warning, "snapshot served with a warning");
@@ -343,7 +356,6 @@ impl SnapshotReloader {
                         rows: new.rows(),
                         restored: false,
                     });
-                    store.install(new);
                     memory.served = Some(key);
                     break;
                 }
@@ -408,7 +420,7 @@ impl SnapshotReloader {
         wider.warnings = column_warnings(&wider);
         tracing::info!(snapshot = %wider.version, columns = columns.len(), "snapshot re-read with the columns a new model needs");
         // The same data with more columns: the last error (a refused newer file) still stands.
-        store.current.store(Some(std::sync::Arc::new(wider)));
+        store.put(wider, self.prepare.as_deref());
         Ok(())
     }
 }
@@ -441,7 +453,8 @@ fn check_row_drop(rows: usize, baseline: &Baseline, policy: &ReloadPolicy) -> Re
 fn column_warnings(new: &FeatureSnapshot) -> Vec<String> {
     let mut warnings = Vec::new();
     for (column, stats) in new.columns.iter().zip(new.column_stats()) {
-        if stats.nulls == new.rows() {
+        // Erased rows are blanked (null) but not counted in rows().
+        if stats.nulls >= new.rows() {
             warnings.push(format!("column '{column}' is entirely null"));
         } else if stats.min == stats.max && new.rows() > 1 {
             warnings.push(format!("column '{column}' is constant ({})", stats.min));

@@ -378,7 +378,8 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `crmscore serve` on a free port with `args` added and `RUST_LOG=rust_log`.
+    /// Starts `crmscore serve` on a free port with `args` added (no state folder unless they name one) and
+    /// `RUST_LOG=rust_log`.
     pub fn start(args: &[&str], rust_log: &str) -> Served {
         Served::start_on("cpu", args, rust_log)
     }
@@ -388,14 +389,12 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
             .current_dir(repo())
             .arg("serve")
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--state-dir",
-                "",
-                "--device",
-                device,
-            ])
+            .args(["--bind", "127.0.0.1:0", "--device", device])
+            // No state kept unless the test names a folder (clap refuses the flag twice).
+            .args(match args.contains(&"--state-dir") {
+                true => &[][..],
+                false => &["--state-dir", ""][..],
+            })
             .arg("--models")
             .arg(models())
             .arg("--snapshots")
