@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod inference;
 pub mod inspect;
 pub mod model;
+pub mod report;
 pub mod scoring;
 pub mod shutdown;
 pub mod snapshot;
