@@ -225,6 +225,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         admin_token: config.admin_token.clone(),
         drain: Arc::new(shutdown::Drain::default()),
         api_keys,
+        feedback_dir: config.feedback_dir.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;

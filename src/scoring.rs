@@ -38,6 +38,8 @@ pub struct AppState {
     pub drain: Arc<crate::shutdown::Drain>,
     /// The API keys every keyed route needs (None: no keys needed).
     pub api_keys: Option<crate::api_keys::KeyStore>,
+    /// The feedback folder the model report reads (None or empty: no decisions are recorded).
+    pub feedback_dir: Option<std::path::PathBuf>,
 }
 
 /// The staleness rule.

@@ -20,7 +20,7 @@ fn row(out: &mut String, f: &Figures) {
     let mark = if f.too_small { " *" } else { "" };
     let _ = writeln!(
         out,
-        "{:<18} {:>9} {:>9} {:>10} {:>10} {:>7} {:>7}  {}",
+        "{:<18} {:>9} {:>9} {:>11} {:>11} {:>7} {:>7}  {}",
         format!("{}{mark}", f.group),
         f.customers,
         f.labelled,
@@ -57,7 +57,7 @@ pub fn text(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<18} {:>9} {:>9} {:>10} {:>10} {:>7} {:>7}  actions",
+        "\n{:<18} {:>9} {:>9} {:>11} {:>11} {:>7} {:>7}  actions",
         "group", "customers", "labelled", "mean score", "churn rate", "AUC", "ECE"
     );
     row(&mut out, &report.overall);

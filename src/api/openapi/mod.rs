@@ -13,7 +13,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::auth::is_open;
-use super::{admin, health, insights, metrics, repository, score, snapshot_info, v2};
+use super::{admin, health, insights, metrics, report, repository, score, snapshot_info, v2};
 use crate::error::{V1Error, V2Error};
 
 /// The document's root: every route's handler, and the finishing touches of [`Finish`].
@@ -34,6 +34,7 @@ use crate::error::{V1Error, V2Error};
         insights::get_policy,
         snapshot_info::get_snapshot,
         admin::post_snapshot_reload,
+        report::get_report,
         v2::get_server_metadata,
         health::get_live,
         health::get_ready,
