@@ -45,13 +45,28 @@ pub struct ReportArgs {
     #[arg(long, env = "CRMSCORE_REPORT_MODEL", default_value = "churn")]
     pub model: String,
     /// The feedback folder holding the Parquet day folders decisions/ and outcomes/ (the server's --feedback-dir).
-    #[arg(long, env = "CRMSCORE_FEEDBACK_DIR", default_value = "feedback")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "CRMSCORE_FEEDBACK_DIR",
+        default_value = "feedback"
+    )]
     pub outcomes: PathBuf,
     /// Also report per value of this snapshot column (any type; missing values form the group "null").
-    #[arg(long, env = "CRMSCORE_REPORT_BY", requires = "snapshot")]
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        env = "CRMSCORE_REPORT_BY",
+        requires = "snapshot"
+    )]
     pub by: Option<String>,
     /// The snapshot (a Parquet file, or a part folder with _SUCCESS) --by reads its column from.
-    #[arg(long, env = "CRMSCORE_REPORT_SNAPSHOT", requires = "by")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CRMSCORE_REPORT_SNAPSHOT",
+        requires = "by"
+    )]
     pub snapshot: Option<PathBuf>,
     /// Equal-width score bins of the reliability table and the expected calibration error (1 to 1000).
     #[arg(long, env = "CRMSCORE_REPORT_BINS", default_value_t = 10)]
@@ -406,6 +421,21 @@ mod tests {
         };
         assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
         assert!(cfg.accept_row_drop_once);
+    }
+
+    #[test]
+    fn report_defaults_and_by_needs_a_snapshot() {
+        let cli = Cli::try_parse_from(["crmscore", "report"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        assert_eq!(
+            (args.model.as_str(), args.bins, args.min_group),
+            ("churn", 10, 50)
+        );
+        assert_eq!(args.format, ReportFormat::Text);
+        let half = Cli::try_parse_from(["crmscore", "report", "--by", "age_band"]);
+        assert!(half.unwrap_err().to_string().contains("--snapshot"));
     }
 
     #[test]
