@@ -38,6 +38,9 @@ pub enum Command {
     /// Erase a customer with the server down (GDPR art. 17): list their salted hash in the state folder (so no
     /// snapshot serves them again), remove their rows from the feedback logs and the Parquet outputs named, audit it.
     Erase(EraseArgs),
+    /// Join a model's logged decisions to the outcomes that followed and report, overall and per group of a
+    /// snapshot column, customers scored, mean score, churn rate, ROC AUC, calibration and chosen-action rates.
+    Report(ReportArgs),
 }
 
 /// Arguments of `crmscore erase`.
@@ -60,6 +63,56 @@ pub struct EraseArgs {
     /// lost their rows stay as they are).
     #[arg(long, conflicts_with_all = ["outputs", "feedback_dir"])]
     pub lift: bool,
+}
+
+/// Arguments of `crmscore report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The model whose decisions are judged.
+    #[arg(long, env = "CRMSCORE_REPORT_MODEL", default_value = "churn")]
+    pub model: String,
+    /// The feedback folder holding the Parquet day folders decisions/ and outcomes/ (the server's --feedback-dir).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "CRMSCORE_FEEDBACK_DIR",
+        default_value = "feedback"
+    )]
+    pub outcomes: PathBuf,
+    /// Also report per value of this snapshot column (any type; missing values form the group "null").
+    #[arg(
+        long,
+        value_name = "COLUMN",
+        env = "CRMSCORE_REPORT_BY",
+        requires = "snapshot"
+    )]
+    pub by: Option<String>,
+    /// The snapshot (a Parquet file, or a part folder with _SUCCESS) --by reads its column from.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "CRMSCORE_REPORT_SNAPSHOT",
+        requires = "by"
+    )]
+    pub snapshot: Option<PathBuf>,
+    /// Equal-width score bins of the reliability table and the expected calibration error (1 to 1000).
+    #[arg(long, env = "CRMSCORE_REPORT_BINS", default_value_t = 10)]
+    pub bins: usize,
+    /// Labelled customers a group needs to be judged; smaller groups are shown and marked too small.
+    #[arg(long, env = "CRMSCORE_REPORT_MIN_GROUP", default_value_t = 50)]
+    pub min_group: usize,
+    /// Output: `text` (a table) or `json` (the figures, as the admin route answers).
+    #[arg(long, env = "CRMSCORE_REPORT_FORMAT", value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// How `crmscore report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A readable table.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 /// Arguments of `crmscore check-policy`.
@@ -322,6 +375,10 @@ pub struct Config {
     /// (or v2 `parameters.timeout`); a job still queued when it passes is dropped and answered 504. Unset: none.
     #[arg(long, env = "CRMSCORE_DEFAULT_TIMEOUT_MS")]
     pub default_timeout_ms: Option<u64>,
+
+    /// Folder of the outcome and decision logs (write-ahead log, then Parquet day folders outcomes/ and decisions/); created when first written. An empty value turns recording off (POST /v1/outcomes answers 503 feedback_disabled).
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DIR", default_value = "feedback", value_parser = path_or_empty)]
+    pub feedback_dir: Option<PathBuf>,
 }
 
 /// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
@@ -384,6 +441,7 @@ impl Config {
             body_timeout_ms: 10_000,
             body_budget_bytes: 256 * 1024 * 1024,
             default_timeout_ms: None,
+            feedback_dir: None,
         }
     }
 
@@ -469,6 +527,21 @@ mod tests {
             .is_err(),
             "a lift rewrites nothing"
         );
+    }
+
+    #[test]
+    fn report_defaults_and_by_needs_a_snapshot() {
+        let cli = Cli::try_parse_from(["crmscore", "report"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        assert_eq!(
+            (args.model.as_str(), args.bins, args.min_group),
+            ("churn", 10, 50)
+        );
+        assert_eq!(args.format, ReportFormat::Text);
+        let half = Cli::try_parse_from(["crmscore", "report", "--by", "age_band"]);
+        assert!(half.unwrap_err().to_string().contains("--snapshot"));
     }
 
     #[test]

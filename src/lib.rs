@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod inference;
 pub mod inspect;
 pub mod model;
+pub mod report;
 pub mod scoring;
 pub mod shutdown;
 pub mod snapshot;
@@ -241,6 +242,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         admin_token: config.admin_token.clone(),
         drain: Arc::new(shutdown::Drain::default()),
         api_keys,
+        feedback_dir: config.feedback_dir.clone(),
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;

@@ -59,6 +59,13 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Report(args) => match crmscore::report::run(&args) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        },
     }
 }
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub api_keys: Option<crate::api_keys::KeyStore>,
     /// The erased customers and the audit log (None without --state-dir: erasure is refused).
     pub erasures: Option<Arc<crate::erasure::Erasures>>,
+    /// The feedback folder the model report reads (None or empty: no decisions are recorded).
+    pub feedback_dir: Option<std::path::PathBuf>,
 }
 
 /// The staleness rule.

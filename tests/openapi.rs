@@ -24,8 +24,43 @@ fn server() -> &'static RunningServer {
             std::env::temp_dir().join(format!("crmscore-openapi-state-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         config.state_dir = Some(state);
+        // With a logged decision, /v1/admin/report answers too.
+        config.feedback_dir = Some(feedback_folder());
         start_ready(config)
     })
+}
+
+/// A feedback folder holding one churn decision (the decisions schema of the feedback log), kept for the run.
+fn feedback_folder() -> PathBuf {
+    use arrow_array::{
+        ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use std::sync::Arc;
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| TempDir::new("openapi-feedback")).path();
+    let day = dir.join("decisions/date=2026-12-01");
+    std::fs::create_dir_all(&day).unwrap();
+    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
+    let batch = RecordBatch::try_from_iter([
+        ("decision_id", text("d-openapi-1")),
+        ("customer_id", text("C0000000")),
+        (
+            "decided_at",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![1_764_547_200_000_000]).with_timezone("UTC"),
+            ) as ArrayRef,
+        ),
+        ("model", text("churn")),
+        (
+            "score",
+            Arc::new(Float64Array::from(vec![0.25])) as ArrayRef,
+        ),
+        ("action", text("retention_offer")),
+    ])
+    .unwrap();
+    write_parquet(&day.join("part-00000.parquet"), &[batch]);
+    std::fs::write(day.join("_SUCCESS"), b"").unwrap();
+    dir.to_path_buf()
 }
 
 fn document() -> Value {

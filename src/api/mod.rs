@@ -14,6 +14,7 @@ mod model_config;
 mod model_stats;
 mod non_finite;
 pub mod openapi;
+mod report;
 mod repository;
 mod score;
 mod shape;
@@ -113,7 +114,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
             .service(
                 resource("/v1/admin/snapshot/reload")
                     .route(web::post().to(admin::post_snapshot_reload)),
-            ),
+            )
+            .service(resource("/v1/admin/report").route(web::get().to(report::get_report))),
     )
     .service(resource("/metrics").route(web::get().to(metrics::get_metrics)))
     .service(resource("/openapi.json").route(web::get().to(openapi::get_openapi)))

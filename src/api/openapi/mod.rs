@@ -13,7 +13,9 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::auth::is_open;
-use super::{admin, erasure, health, insights, metrics, repository, score, snapshot_info, v2};
+use super::{
+    admin, erasure, health, insights, metrics, report, repository, score, snapshot_info, v2,
+};
 use crate::error::{V1Error, V2Error};
 
 /// The document's root: every route's handler, and the finishing touches of [`Finish`].
@@ -36,6 +38,7 @@ use crate::error::{V1Error, V2Error};
         admin::post_snapshot_reload,
         erasure::delete_customer,
         erasure::post_erasure_lift,
+        report::get_report,
         v2::get_server_metadata,
         health::get_live,
         health::get_ready,
