@@ -270,6 +270,37 @@ pub struct Config {
     /// (or v2 `parameters.timeout`); a job still queued when it passes is dropped and answered 504. Unset: none.
     #[arg(long, env = "CRMSCORE_DEFAULT_TIMEOUT_MS")]
     pub default_timeout_ms: Option<u64>,
+
+    /// Folder of the outcome and decision logs (write-ahead log, then Parquet day folders outcomes/ and decisions/); created when first written. An empty value turns recording off (POST /v1/outcomes answers 503 feedback_disabled).
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DIR", default_value = "feedback", value_parser = path_or_empty)]
+    pub feedback_dir: Option<PathBuf>,
+
+    /// Seconds between compactions of the outcome and decision write-ahead log into Parquet (also done when
+    /// 200,000 rows wait, at shutdown, and at start for a log a previous run left).
+    #[arg(long, env = "CRMSCORE_FEEDBACK_COMPACT_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feedback_compact_s: u64,
+
+    /// UTC days (by the day the server recorded it) within which a replayed outcome `event_id` is stored once.
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DEDUP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feedback_dedup_days: u64,
+
+    /// Most event ids the replay window holds in memory (16 bytes each); past it the oldest days are forgotten
+    /// first.
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DEDUP_MAX_IDS", default_value_t = 5_000_000)]
+    pub feedback_dedup_max_ids: usize,
+
+    /// Fraction (0 to 1) of plain scoring decisions (churn, model score, recommendations, sentiment) written to
+    /// the decision log; every result carries a `decision_id` either way.
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE", default_value_t = 0.0)]
+    pub decision_log_sample: f64,
+
+    /// Fraction (0 to 1) of insights decisions written to the decision log.
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE_INSIGHTS", default_value_t = 1.0)]
+    pub decision_log_sample_insights: f64,
+
+    /// Also write each logged decision's feature values (a JSON object) to the decision log. Default: off.
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_FEATURES")]
+    pub decision_log_features: bool,
 }
 
 /// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
@@ -317,6 +348,26 @@ impl Config {
             body_timeout_ms: 10_000,
             body_budget_bytes: 256 * 1024 * 1024,
             default_timeout_ms: None,
+            feedback_dir: None,
+            feedback_compact_s: 60,
+            feedback_dedup_days: 7,
+            feedback_dedup_max_ids: 5_000_000,
+            decision_log_sample: 0.0,
+            decision_log_sample_insights: 1.0,
+            decision_log_features: false,
+        }
+    }
+
+    /// The feedback log's options from the `--feedback-*` and `--decision-log-*` flags.
+    pub fn feedback_options(&self) -> crate::feedback::Options {
+        crate::feedback::Options {
+            compact_every: Duration::from_secs(self.feedback_compact_s.max(1)),
+            dedup_days: self.feedback_dedup_days.max(1) as usize,
+            dedup_max_ids: self.feedback_dedup_max_ids,
+            decision_sample: self.decision_log_sample.clamp(0.0, 1.0),
+            decision_sample_insights: self.decision_log_sample_insights.clamp(0.0, 1.0),
+            decision_features: self.decision_log_features,
+            ..crate::feedback::Options::default()
         }
     }
 

@@ -73,6 +73,10 @@ pub enum ScoreError {
         encoding: &'static str,
         message: String,
     },
+    #[error("recording outcomes is off on this server (its --feedback-dir is empty)")]
+    FeedbackDisabled,
+    #[error("the outcome log is busy; nothing was recorded, retry shortly")]
+    FeedbackBusy,
 }
 
 impl ScoreError {
@@ -105,6 +109,8 @@ impl ScoreError {
             ScoreError::BodyBudgetExceeded { .. } => "body_budget_exceeded",
             ScoreError::UnsupportedEncoding(_) => "unsupported_content_encoding",
             ScoreError::BadEncoding { .. } => "bad_content_encoding",
+            ScoreError::FeedbackDisabled => "feedback_disabled",
+            ScoreError::FeedbackBusy => "feedback_busy",
         }
     }
 
@@ -137,6 +143,9 @@ impl ScoreError {
             ScoreError::BodyBudgetExceeded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ScoreError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ScoreError::BadEncoding { .. } => StatusCode::BAD_REQUEST,
+            ScoreError::FeedbackDisabled | ScoreError::FeedbackBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -145,7 +154,8 @@ impl ScoreError {
         match self {
             ScoreError::QueueFull { .. }
             | ScoreError::NotReady(_)
-            | ScoreError::BodyBudgetExceeded { .. } => Some(Duration::from_secs(1)),
+            | ScoreError::BodyBudgetExceeded { .. }
+            | ScoreError::FeedbackBusy => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

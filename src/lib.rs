@@ -7,6 +7,7 @@ pub mod config;
 pub mod engagement;
 pub mod error;
 pub mod explain;
+pub mod feedback;
 pub mod grpc;
 pub mod inference;
 pub mod inspect;
@@ -55,6 +56,9 @@ pub enum StartError {
     ApiKeys(#[from] api_keys::KeyFileError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The outcome log's folder could not be opened or its leftover write-ahead log not recovered.
+    #[error("outcome log: {0}")]
+    Feedback(#[from] feedback::FeedbackError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -105,6 +109,10 @@ impl RunningServer {
         };
         if let Some(grpc) = self.grpc_server.take() {
             grpc.join();
+        }
+        // Requests are done: what the log holds goes to Parquet before the process ends.
+        if let Some(log) = &self.state.feedback {
+            log.close();
         }
         self.stopping.store(true, Ordering::Relaxed);
         result
@@ -197,6 +205,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         }
         None => None,
     };
+    let feedback = match config.feedback_dir.as_deref() {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(feedback::FeedbackLog::open(
+            dir,
+            config.feedback_options(),
+            metrics.feedback.clone(),
+        )?),
+        _ => None,
+    };
     let state = web::Data::new(AppState {
         engagement: engagement::insights::Engagement::new(policies),
         models,
@@ -224,6 +240,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         admin_token: config.admin_token.clone(),
         drain: Arc::new(shutdown::Drain::default()),
         api_keys,
+        feedback,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub drain: Arc<crate::shutdown::Drain>,
     /// The API keys every keyed route needs (None: no keys needed).
     pub api_keys: Option<crate::api_keys::KeyStore>,
+    /// The outcome and decision log (None: --feedback-dir is empty, recording is off).
+    pub feedback: Option<crate::feedback::FeedbackLog>,
 }
 
 /// The staleness rule.

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 pub mod body;
 pub mod compress;
+mod decisions;
 pub mod dto;
 mod health;
 mod insights;
@@ -12,6 +13,7 @@ mod metrics;
 mod model_config;
 mod model_stats;
 mod non_finite;
+mod outcomes;
 pub mod openapi;
 mod repository;
 mod score;
@@ -100,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
                 resource("/v1/customers/{id}/insights")
                     .route(web::get().to(insights::get_customer_insights)),
             )
+            .service(resource("/v1/outcomes").route(web::post().to(outcomes::post_outcomes)))
             .service(resource("/v1/policy").route(web::get().to(insights::get_policy)))
             .service(resource("/v1/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(

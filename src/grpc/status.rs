@@ -26,7 +26,9 @@ pub fn code(error: &ScoreError) -> Code {
         | ScoreError::ModelUnavailable(_)
         | ScoreError::ModelNotReady { .. }
         | ScoreError::NotReady(_)
-        | ScoreError::Stale(_) => Code::Unavailable,
+        | ScoreError::Stale(_)
+        | ScoreError::FeedbackDisabled
+        | ScoreError::FeedbackBusy => Code::Unavailable,
         ScoreError::Unauthorized | ScoreError::ApiKey(_) => Code::Unauthenticated,
         ScoreError::SnapshotRejected(_) => Code::FailedPrecondition,
         ScoreError::Inference { .. } | ScoreError::Internal(_) => Code::Internal,

@@ -13,7 +13,9 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::auth::is_open;
-use super::{admin, health, insights, metrics, repository, score, snapshot_info, v2};
+use super::{
+    admin, health, insights, metrics, outcomes, repository, score, snapshot_info, v2,
+};
 use crate::error::{V1Error, V2Error};
 
 /// The document's root: every route's handler, and the finishing touches of [`Finish`].
@@ -32,6 +34,7 @@ use crate::error::{V1Error, V2Error};
         insights::post_insights,
         insights::get_customer_insights,
         insights::get_policy,
+        outcomes::post_outcomes,
         snapshot_info::get_snapshot,
         admin::post_snapshot_reload,
         v2::get_server_metadata,
@@ -54,6 +57,7 @@ use crate::error::{V1Error, V2Error};
     tags(
         (name = "v1", description = "Domain scoring"),
         (name = "v1 engagement", description = "Insights and the engagement policy"),
+        (name = "v1 feedback", description = "Outcomes recorded for retraining"),
         (name = "v1 admin", description = "Operator routes (admin token)"),
         (name = "v2", description = "KServe Open Inference Protocol v2 and Triton's extensions"),
         (name = "v2 repository", description = "Triton's model repository extension (admin token)"),
