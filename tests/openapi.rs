@@ -19,6 +19,9 @@ fn server() -> &'static RunningServer {
         let mut config = config(&sample_snapshot());
         // With a policy, /v1/policy and the insights' next best action answer too.
         config.policy = Some(repo().join("policies/engagement.toml"));
+        // With an outcome log, POST /v1/outcomes answers 200.
+        let feedback = std::env::temp_dir().join(format!("crmscore-openapi-feedback-{}", std::process::id()));
+        config.feedback_dir = Some(feedback);
         start_ready(config)
     })
 }
@@ -217,6 +220,9 @@ fn calls(doc: &Value, id: &str) -> Vec<Call> {
                 ("POST", "/v1/recommendations") => Some(score_body("recommendation", id)),
                 ("POST", "/v1/sentiment") => Some(score_body("sentiment", id)),
                 ("POST", "/v1/insights") => Some(json!({"customer_ids": [id]})),
+                ("POST", "/v1/outcomes") => Some(json!({"events": [{"event_id": "openapi-1",
+                    "customer_id": id, "action": "retention_call", "outcome": "accepted",
+                    "occurred_at": "2026-11-30T14:05:00Z"}]})),
                 ("POST", "/v2/repository/index") => Some(json!({})),
                 ("POST", _) => None,
                 _ => None,
