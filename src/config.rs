@@ -286,7 +286,11 @@ pub struct Config {
 
     /// Most event ids the replay window holds in memory (16 bytes each); past it the oldest days are forgotten
     /// first.
-    #[arg(long, env = "CRMSCORE_FEEDBACK_DEDUP_MAX_IDS", default_value_t = 5_000_000)]
+    #[arg(
+        long,
+        env = "CRMSCORE_FEEDBACK_DEDUP_MAX_IDS",
+        default_value_t = 5_000_000
+    )]
     pub feedback_dedup_max_ids: usize,
 
     /// Fraction (0 to 1) of plain scoring decisions (churn, model score, recommendations, sentiment) written to
@@ -295,7 +299,11 @@ pub struct Config {
     pub decision_log_sample: f64,
 
     /// Fraction (0 to 1) of insights decisions written to the decision log.
-    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE_INSIGHTS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        env = "CRMSCORE_DECISION_LOG_SAMPLE_INSIGHTS",
+        default_value_t = 1.0
+    )]
     pub decision_log_sample_insights: f64,
 
     /// Also write each logged decision's feature values (a JSON object) to the decision log. Default: off.

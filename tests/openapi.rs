@@ -20,7 +20,8 @@ fn server() -> &'static RunningServer {
         // With a policy, /v1/policy and the insights' next best action answer too.
         config.policy = Some(repo().join("policies/engagement.toml"));
         // With an outcome log, POST /v1/outcomes answers 200.
-        let feedback = std::env::temp_dir().join(format!("crmscore-openapi-feedback-{}", std::process::id()));
+        let feedback =
+            std::env::temp_dir().join(format!("crmscore-openapi-feedback-{}", std::process::id()));
         config.feedback_dir = Some(feedback);
         start_ready(config)
     })

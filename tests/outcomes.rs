@@ -48,7 +48,11 @@ fn bad_batches_are_refused_whole_naming_the_event_and_field() {
     let server = feedback_server(tmp.path());
     let mut bad = event("e2", "C1");
     bad["outcome"] = json!("maybe");
-    let (status, body) = post(&server, "/v1/outcomes", &json!({"events": [event("e1", "C1"), bad]}));
+    let (status, body) = post(
+        &server,
+        "/v1/outcomes",
+        &json!({"events": [event("e1", "C1"), bad]}),
+    );
     assert_eq!(status, 400);
     let message = v1_error(&body, "bad_request");
     assert!(message.contains("events[1].outcome"), "{message}");
@@ -82,8 +86,15 @@ fn bad_batches_are_refused_whole_naming_the_event_and_field() {
     let (status, body) = post(&server, "/v1/outcomes", &json!({"event": []}));
     assert_eq!(status, 400, "{body}");
     // Nothing of a refused batch was stored: e1 is new here.
-    let (status, body) = post(&server, "/v1/outcomes", &json!({"events": [event("e1", "C1")]}));
-    assert_eq!((status, &body), (200, &json!({"recorded": 1, "duplicates": 0})));
+    let (status, body) = post(
+        &server,
+        "/v1/outcomes",
+        &json!({"events": [event("e1", "C1")]}),
+    );
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"recorded": 1, "duplicates": 0}))
+    );
     server.stop();
     assert_eq!(stored_event_ids(tmp.path()).len(), 1);
 }
@@ -94,15 +105,28 @@ fn replays_are_acknowledged_and_stored_once_across_a_restart() {
     let server = feedback_server(tmp.path());
     let batch = json!({"events": [event("r1", "C1"), event("r2", 42), event("r1", "C1")]});
     let (status, body) = post(&server, "/v1/outcomes", &batch);
-    assert_eq!((status, &body), (200, &json!({"recorded": 2, "duplicates": 1})));
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"recorded": 2, "duplicates": 1}))
+    );
     let (_, body) = post(&server, "/v1/outcomes", &batch);
     assert_eq!(body, json!({"recorded": 0, "duplicates": 3}));
     let (_, metrics) = get_text_body(&server, "/metrics");
-    assert!(metrics.contains("crmscore_outcomes_recorded_total 2"), "{metrics}");
-    assert!(metrics.contains("crmscore_outcomes_duplicates_total 4"), "{metrics}");
+    assert!(
+        metrics.contains("crmscore_outcomes_recorded_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("crmscore_outcomes_duplicates_total 4"),
+        "{metrics}"
+    );
     server.stop();
     let server = feedback_server(tmp.path());
-    let (_, body) = post(&server, "/v1/outcomes", &json!({"events": [event("r2", 42), event("r3", "C3")]}));
+    let (_, body) = post(
+        &server,
+        "/v1/outcomes",
+        &json!({"events": [event("r2", 42), event("r3", "C3")]}),
+    );
     assert_eq!(body, json!({"recorded": 1, "duplicates": 1}));
     server.stop();
     let stored = stored_event_ids(tmp.path());
@@ -118,13 +142,21 @@ fn get_text_body(server: &crmscore::RunningServer, path: &str) -> (u16, String) 
 #[test]
 fn recording_off_is_a_clear_503() {
     let server = start_ready(config(&sample_snapshot()));
-    let (status, body) = post(&server, "/v1/outcomes", &json!({"events": [event("x", "C1")]}));
+    let (status, body) = post(
+        &server,
+        "/v1/outcomes",
+        &json!({"events": [event("x", "C1")]}),
+    );
     assert_eq!(status, 503);
     v1_error(&body, "feedback_disabled");
     // Ids are in replies even with recording off.
     let id = ids_of(&sample_rows(1)).remove(0);
     let (_, body) = post(&server, "/v1/churn/score", &json!({"customer_ids": [id]}));
-    assert_eq!(body["results"][0]["decision_id"].as_str().unwrap().len(), 26, "{body}");
+    assert_eq!(
+        body["results"][0]["decision_id"].as_str().unwrap().len(),
+        26,
+        "{body}"
+    );
     server.stop();
 }
 
@@ -170,7 +202,11 @@ fn decision_ids_join_outcomes_as_pyarrow_and_duckdb_read_the_folders() {
     let ids = ids_of(&sample_rows(3));
     let (status, insights) = post(&server, "/v1/insights", &json!({"customer_ids": ids}));
     assert_eq!(status, 200, "{insights}");
-    let (status, churn) = post(&server, "/v1/churn/score", &json!({"customer_ids": [ids[0]]}));
+    let (status, churn) = post(
+        &server,
+        "/v1/churn/score",
+        &json!({"customer_ids": [ids[0]]}),
+    );
     assert_eq!(status, 200, "{churn}");
     let (status, one) = get(&server, &format!("/v1/customers/{}/insights", ids[1]));
     assert_eq!(status, 200, "{one}");
@@ -179,9 +215,18 @@ fn decision_ids_join_outcomes_as_pyarrow_and_duckdb_read_the_folders() {
         .unwrap()
         .iter()
         .chain([&churn["results"][0], &one["result"]])
-        .map(|r| r["decision_id"].as_str().expect("every result has a decision id").to_string())
+        .map(|r| {
+            r["decision_id"]
+                .as_str()
+                .expect("every result has a decision id")
+                .to_string()
+        })
         .collect();
-    assert_eq!(decisions.iter().collect::<HashSet<_>>().len(), 5, "{decisions:?}");
+    assert_eq!(
+        decisions.iter().collect::<HashSet<_>>().len(),
+        5,
+        "{decisions:?}"
+    );
     let events: Vec<Value> = ids
         .iter()
         .zip(&decisions)
@@ -199,15 +244,30 @@ fn decision_ids_join_outcomes_as_pyarrow_and_duckdb_read_the_folders() {
     decisions.sort();
     let out = run_python(&python, JOIN_SCRIPT, &[tmp.path().to_str().unwrap()]);
     let out: Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(out["pyarrow_joined"], json!(["join-0", "join-1", "join-2"]), "{out}");
     assert_eq!(
-        out["duckdb_joined"],
-        json!([["join-0", "insights", true], ["join-1", "insights", true], ["join-2", "insights", true]]),
+        out["pyarrow_joined"],
+        json!(["join-0", "join-1", "join-2"]),
         "{out}"
     );
-    assert_eq!(out["pyarrow_routes"], json!(["churn_score", "insights"]), "{out}");
+    assert_eq!(
+        out["duckdb_joined"],
+        json!([
+            ["join-0", "insights", true],
+            ["join-1", "insights", true],
+            ["join-2", "insights", true]
+        ]),
+        "{out}"
+    );
+    assert_eq!(
+        out["pyarrow_routes"],
+        json!(["churn_score", "insights"]),
+        "{out}"
+    );
     assert_eq!(out["features"], json!(true), "{out}");
-    assert_eq!(out["outcome_types"]["occurred_at"], "timestamp[us, tz=UTC]", "{out}");
+    assert_eq!(
+        out["outcome_types"]["occurred_at"], "timestamp[us, tz=UTC]",
+        "{out}"
+    );
     assert_eq!(out["decision_types"]["score"], "double", "{out}");
     assert_eq!(out["duckdb_dates"].as_array().unwrap().len(), 1, "{out}");
 }
@@ -231,7 +291,10 @@ fn post_to(base: &str, body: &Value) -> Result<(u16, Value), String> {
         .send(body.to_string())
         .map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
@@ -243,7 +306,14 @@ const SECRET_NOTE: &str = "NOTESECRET-do-not-log";
 fn kill_9_under_load_loses_no_acknowledged_event_and_shows_no_half_file() {
     let tmp = TempDir::new("outcomes-kill");
     let dir = tmp.path().to_str().unwrap().to_string();
-    let args = ["--feedback-dir", &dir, "--feedback-compact-s", "1", "--http-workers", "2"];
+    let args = [
+        "--feedback-dir",
+        &dir,
+        "--feedback-compact-s",
+        "1",
+        "--http-workers",
+        "2",
+    ];
     let served = Served::start(&args, "trace");
     let base = address(&served);
     wait_ready_at(&base);
@@ -296,17 +366,35 @@ fn kill_9_under_load_loses_no_acknowledged_event_and_shows_no_half_file() {
     let base = address(&served);
     wait_ready_at(&base);
     // A replay of acknowledged events after the crash is stored once.
-    let replay: Vec<Value> = acked[..10].iter().map(|id| event(id, SECRET_CUSTOMER)).collect();
+    let replay: Vec<Value> = acked[..10]
+        .iter()
+        .map(|id| event(id, SECRET_CUSTOMER))
+        .collect();
     let (status, body) = post_to(&base, &json!({ "events": replay })).unwrap();
-    assert_eq!((status, &body), (200, &json!({"recorded": 0, "duplicates": 10})));
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"recorded": 0, "duplicates": 10}))
+    );
     let second = served.stop();
     let recovered = second.iter().find(|l| l.contains("outcome log recovered"));
-    println!("{} events acknowledged before the kill; restart: {recovered:?}", acked.len());
+    println!(
+        "{} events acknowledged before the kill; restart: {recovered:?}",
+        acked.len()
+    );
     first_lines.extend(second);
 
     let stored = stored_event_ids(tmp.path());
-    let missing: Vec<&String> = acked.iter().filter(|id| !stored.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged events lost, e.g. {:?}", missing.len(), acked.len(), missing.first());
+    let missing: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        missing.first()
+    );
     let doubled: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "stored twice: {doubled:?}");
     // Readers see only whole files: every visible file reads, no temp file is left.
@@ -319,7 +407,12 @@ fn kill_9_under_load_loses_no_acknowledged_event_and_shows_no_half_file() {
             }
         }
     }
-    assert!(first_lines.iter().any(|l| l.contains("TRACE") || l.contains("DEBUG")), "trace logging is on");
+    assert!(
+        first_lines
+            .iter()
+            .any(|l| l.contains("TRACE") || l.contains("DEBUG")),
+        "trace logging is on"
+    );
     let leaked: Vec<&String> = first_lines
         .iter()
         .filter(|l| l.contains(SECRET_CUSTOMER) || l.contains(SECRET_NOTE) || l.contains("kill-0-"))

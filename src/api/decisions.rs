@@ -103,9 +103,19 @@ pub fn log_scored(
                     d.segment = g.segments.get(scoring::nearest(out)).map(|s| s.key.clone());
                 }
                 ModelKind::Recommender(_) => {
-                    let top = top_items.as_ref()?.get(i)?.as_ref().ok()?.items.first().copied();
+                    let top = top_items
+                        .as_ref()?
+                        .get(i)?
+                        .as_ref()
+                        .ok()?
+                        .items
+                        .first()
+                        .copied();
                     if let (Some((item, score)), Some(catalogue)) = (top, &scored.model.catalogue) {
-                        d.item_id = catalogue.items.get(item as usize).map(|c| c.item_id.clone());
+                        d.item_id = catalogue
+                            .items
+                            .get(item as usize)
+                            .map(|c| c.item_id.clone());
                         d.score = Some(f64::from(score));
                     }
                 }
@@ -161,7 +171,11 @@ pub fn log_insights(state: &AppState, reply: &Insights, made: &DecisionIds) {
                 models: models.clone(),
                 snapshot_version: Some(reply.snapshot.clone()),
                 score: r.churn.as_ref().map(|c| f64::from(c.probability)),
-                risk: r.churn.as_ref().and_then(|c| c.risk).map(|b| risk_name(b).to_string()),
+                risk: r
+                    .churn
+                    .as_ref()
+                    .and_then(|c| c.risk)
+                    .map(|b| risk_name(b).to_string()),
                 segment: r.segment.as_ref().map(|s| s.key.clone()),
                 action: nba.map(|n| n.action.as_str().to_string()),
                 item_id: r
@@ -170,9 +184,9 @@ pub fn log_insights(state: &AppState, reply: &Insights, made: &DecisionIds) {
                     .and_then(|o| o.first())
                     .map(|o| o.item.item_id.clone()),
                 expected_value: nba.and_then(|n| n.expected_value),
-                features: snapshot.as_deref().and_then(|s| {
-                    s.lookup(&r.customer_id).map(|row| features_json(s, row))
-                }),
+                features: snapshot
+                    .as_deref()
+                    .and_then(|s| s.lookup(&r.customer_id).map(|row| features_json(s, row))),
                 ..Default::default()
             }
         })

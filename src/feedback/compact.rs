@@ -35,7 +35,15 @@ pub fn days(dir: &Path, kind: Kind) -> Result<Vec<String>, FeedbackError> {
     };
     let mut days: Vec<String> = entries
         .filter_map(Result::ok)
-        .filter_map(|e| Some(e.file_name().into_string().ok()?.strip_prefix("date=")?.to_string()))
+        .filter_map(|e| {
+            Some(
+                e.file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_prefix("date=")?
+                    .to_string(),
+            )
+        })
         .collect();
     days.sort();
     Ok(days)
@@ -110,7 +118,11 @@ pub fn day_ids(dir: &Path, kind: Kind, day: &str) -> Result<HashSet<String>, Fee
     let mut ids = HashSet::new();
     for part in parts(&day_dir(dir, kind, day))? {
         for batch in read_file(&part, Some(kind.id_column()))? {
-            ids.extend(table::text_column(&batch, kind.id_column())?.into_iter().flatten());
+            ids.extend(
+                table::text_column(&batch, kind.id_column())?
+                    .into_iter()
+                    .flatten(),
+            );
         }
     }
     Ok(ids)
@@ -119,7 +131,10 @@ pub fn day_ids(dir: &Path, kind: Kind, day: &str) -> Result<HashSet<String>, Fee
 /// Writes `batch` to `path` atomically: a dot-named temp file beside it, fsynced, renamed, folder fsynced.
 pub fn publish(path: &Path, batch: &RecordBatch) -> Result<(), FeedbackError> {
     let folder = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = folder.join(format!(".{name}.tmp"));
     let file = File::create(&tmp).map_err(|e| FeedbackError::io("creating", &tmp, e))?;
     let props = WriterProperties::builder()
@@ -132,7 +147,8 @@ pub fn publish(path: &Path, batch: &RecordBatch) -> Result<(), FeedbackError> {
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(failed)?;
     writer.write(batch).map_err(failed)?;
     let file = writer.into_inner().map_err(failed)?;
-    file.sync_all().map_err(|e| FeedbackError::io("syncing", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| FeedbackError::io("syncing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| FeedbackError::io("renaming", &tmp, e))?;
     sync_dir(folder)
 }
@@ -188,7 +204,12 @@ pub fn compact(dir: &Path, rows: &mut Vec<Row>) -> Result<Vec<PathBuf>, Feedback
     result.map(|()| published)
 }
 
-fn publish_group(dir: &Path, kind: Kind, day: &str, rows: &[&Row]) -> Result<PathBuf, FeedbackError> {
+fn publish_group(
+    dir: &Path,
+    kind: Kind,
+    day: &str,
+    rows: &[&Row],
+) -> Result<PathBuf, FeedbackError> {
     let folder = day_dir(dir, kind, day);
     create_folder(&folder)?;
     let next = parts(&folder)?
@@ -254,21 +275,38 @@ mod tests {
             score: Some(0.5),
             ..Default::default()
         });
-        let rows = vec![outcome("a", "C1", day1), outcome("b", "C2", day2), decision.clone()];
+        let rows = vec![
+            outcome("a", "C1", day1),
+            outcome("b", "C2", day2),
+            decision.clone(),
+        ];
         let files = compact(&tmp, &mut rows.clone()).unwrap();
         assert_eq!(files.len(), 3);
         compact(&tmp, &mut rows[..1].to_vec()).unwrap();
         let folder = day_dir(&tmp, Kind::Outcomes, "2026-11-30");
         let names: Vec<_> = parts(&folder).unwrap();
         assert!(names[1].ends_with("part-00001.parquet"), "{names:?}");
-        assert_eq!(day_ids(&tmp, Kind::Outcomes, "2026-11-30").unwrap().len(), 1);
+        assert_eq!(
+            day_ids(&tmp, Kind::Outcomes, "2026-11-30").unwrap().len(),
+            1
+        );
         let back = read_file(&files[2], None).unwrap();
-        assert_eq!(table::from_batch(Kind::Decisions, &back[0]).unwrap(), vec![decision]);
+        assert_eq!(
+            table::from_batch(Kind::Decisions, &back[0]).unwrap(),
+            vec![decision]
+        );
         let back = read_file(&names[0], None).unwrap();
-        assert_eq!(table::from_batch(Kind::Outcomes, &back[0]).unwrap(), rows[..1].to_vec());
+        assert_eq!(
+            table::from_batch(Kind::Outcomes, &back[0]).unwrap(),
+            rows[..1].to_vec()
+        );
         assert_eq!(close_days(&tmp, "2026-12-01").unwrap().len(), 2);
         assert!(folder.join("_SUCCESS").exists());
-        assert!(!day_dir(&tmp, Kind::Outcomes, "2026-12-01").join("_SUCCESS").exists());
+        assert!(
+            !day_dir(&tmp, Kind::Outcomes, "2026-12-01")
+                .join("_SUCCESS")
+                .exists()
+        );
         assert!(close_days(&tmp, "2026-12-01").unwrap().is_empty());
         std::fs::write(folder.join(".part-00002.parquet.tmp"), b"half").unwrap();
         assert_eq!(remove_temps(&tmp).unwrap(), 1);

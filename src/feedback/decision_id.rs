@@ -36,8 +36,9 @@ impl DecisionId {
         if rate <= 0.0 {
             return false;
         }
-        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
         h.write(&self.0);
         (h.finish() as f64) < rate * u64::MAX as f64
     }
@@ -128,7 +129,10 @@ mod tests {
         let ids = [a.get(0), a.get(1), a.get(2), b.get(0)];
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         assert!(ids.iter().all(|i| i.as_str().len() == 26));
-        assert_eq!(serde_json::to_string(&ids[0]).unwrap(), format!("\"{}\"", ids[0].as_str()));
+        assert_eq!(
+            serde_json::to_string(&ids[0]).unwrap(),
+            format!("\"{}\"", ids[0].as_str())
+        );
     }
 
     #[test]

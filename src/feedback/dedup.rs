@@ -17,8 +17,9 @@ pub struct Dedup {
 /// A 128-bit hash of an id (two independent 64-bit SipHashes; a false duplicate is out of reach).
 pub fn fingerprint(id: &str) -> u128 {
     let half = |seed: u64| {
-        let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
+        let mut h =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
         h.write_u64(seed);
         h.write(id.as_bytes());
         h.finish()
@@ -129,7 +130,10 @@ mod tests {
     fn memory_is_bounded_by_max_ids() {
         let mut d = Dedup::new(7, 10);
         for i in 0..25 {
-            d.insert(&format!("2026-11-{:02}", 1 + i / 5), fingerprint(&i.to_string()));
+            d.insert(
+                &format!("2026-11-{:02}", 1 + i / 5),
+                fingerprint(&i.to_string()),
+            );
             assert!(d.len() <= 10);
         }
         assert!(d.contains(fingerprint("24")));

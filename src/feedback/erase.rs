@@ -123,7 +123,11 @@ mod tests {
             decided_at: 1_796_043_900_000_000,
             ..Default::default()
         });
-        compact::compact(&dir, &mut vec![outcome("a", "C1"), outcome("b", "C2"), decision]).unwrap();
+        compact::compact(
+            &dir,
+            &mut vec![outcome("a", "C1"), outcome("b", "C2"), decision],
+        )
+        .unwrap();
         compact::compact(&dir, &mut vec![outcome("c", "C3")]).unwrap();
         let mut seg = wal::Segment::create(&dir, 4).unwrap();
         let mut bytes = Vec::new();
@@ -135,8 +139,15 @@ mod tests {
         assert_eq!(erased.files.len(), 3, "{:?}", erased.files);
         let ids = compact::day_ids(&dir, Kind::Outcomes, "2026-11-30").unwrap();
         assert_eq!(ids, ["b", "c"].map(String::from).into());
-        assert!(compact::day_ids(&dir, Kind::Decisions, "2026-11-30").unwrap().is_empty());
-        assert_eq!(wal::read_segment(&dir, 4).unwrap().rows, vec![outcome("e", "C2")]);
+        assert!(
+            compact::day_ids(&dir, Kind::Decisions, "2026-11-30")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            wal::read_segment(&dir, 4).unwrap().rows,
+            vec![outcome("e", "C2")]
+        );
         assert_eq!(erase_customer(&dir, "C1").unwrap(), ErasedFiles::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -270,7 +270,10 @@ mod tests {
         for allowed in OUTCOMES {
             assert!(text.contains(allowed), "{text}");
         }
-        assert!(!text.contains("maybe"), "values stay out of messages: {text}");
+        assert!(
+            !text.contains("maybe"),
+            "values stay out of messages: {text}"
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ pub struct FeedbackLog {
 
 impl std::fmt::Debug for FeedbackLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedbackLog").field("dir", &self.dir).finish()
+        f.debug_struct("FeedbackLog")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -179,15 +181,18 @@ fn recover(dir: &Path) -> Result<u64, FeedbackError> {
     let mut published: BTreeMap<(Kind, String), HashSet<String>> = BTreeMap::new();
     for row in &rows {
         let key = (Kind::of(row), day_of(row.recorded_at()));
-        if !published.contains_key(&key) {
-            let ids = compact::day_ids(dir, key.0, &key.1)?;
-            published.insert(key, ids);
+        if let std::collections::btree_map::Entry::Vacant(entry) = published.entry(key) {
+            let (kind, day) = entry.key();
+            let ids = compact::day_ids(dir, *kind, day)?;
+            entry.insert(ids);
         }
     }
     let mut seen = HashSet::new();
     rows.retain(|row| {
         let key = (Kind::of(row), day_of(row.recorded_at()));
-        let done = published.get(&key).is_some_and(|ids| ids.contains(row.id()));
+        let done = published
+            .get(&key)
+            .is_some_and(|ids| ids.contains(row.id()));
         !done && seen.insert((key.0, row.id().to_string()))
     });
     let resumed = rows.len();
@@ -265,18 +270,38 @@ mod tests {
         let dir = temp("replay");
         let log = FeedbackLog::open(&dir, Options::default(), FeedbackMetrics::new()).unwrap();
         let done = log.record_blocking(vec![event("a", "C1"), event("b", "C2"), event("a", "C1")]);
-        assert_eq!(done.unwrap(), Recorded { recorded: 2, duplicates: 1 });
-        log.log_decisions(vec![DecisionRow { decision_id: "d1".into(), ..Default::default() }]);
+        assert_eq!(
+            done.unwrap(),
+            Recorded {
+                recorded: 2,
+                duplicates: 1
+            }
+        );
+        log.log_decisions(vec![DecisionRow {
+            decision_id: "d1".into(),
+            ..Default::default()
+        }]);
         log.compact_now().unwrap();
         assert!(wal::segments(&dir).unwrap().is_empty());
         log.close();
         let log = FeedbackLog::open(&dir, Options::default(), FeedbackMetrics::new()).unwrap();
-        let done = log.record_blocking(vec![event("b", "C2"), event("c", "C3")]).unwrap();
-        assert_eq!(done, Recorded { recorded: 1, duplicates: 1 });
+        let done = log
+            .record_blocking(vec![event("b", "C2"), event("c", "C3")])
+            .unwrap();
+        assert_eq!(
+            done,
+            Recorded {
+                recorded: 1,
+                duplicates: 1
+            }
+        );
         drop(log);
         assert_eq!(outcome_ids(&dir), ["a", "b", "c"]);
         let day = day_of(now_micros());
-        assert_eq!(compact::day_ids(&dir, Kind::Decisions, &day).unwrap().len(), 1);
+        assert_eq!(
+            compact::day_ids(&dir, Kind::Decisions, &day).unwrap().len(),
+            1
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -311,7 +336,8 @@ mod tests {
     fn a_live_erase_reaches_rows_still_in_the_log() {
         let dir = temp("erase");
         let log = FeedbackLog::open(&dir, Options::default(), FeedbackMetrics::new()).unwrap();
-        log.record_blocking(vec![event("a", "C1"), event("b", "C2")]).unwrap();
+        log.record_blocking(vec![event("a", "C1"), event("b", "C2")])
+            .unwrap();
         let erased = log.erase_customer("C1").unwrap();
         assert_eq!(erased.rows_removed, 1);
         log.record_blocking(vec![event("c", "C1")]).unwrap();

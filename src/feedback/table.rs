@@ -197,10 +197,18 @@ pub fn from_batch(kind: Kind, batch: &RecordBatch) -> Result<Vec<Row>, FeedbackE
     let n = batch.num_rows();
     Ok(match kind {
         Kind::Outcomes => {
-            let (mut ev, mut cu, mut de, mut ac) =
-                (text("event_id")?, text("customer_id")?, text("decision_id")?, text("action")?);
-            let (mut it, mut ch, mut ou, mut no) =
-                (text("item_id")?, text("channel")?, text("outcome")?, text("note")?);
+            let (mut ev, mut cu, mut de, mut ac) = (
+                text("event_id")?,
+                text("customer_id")?,
+                text("decision_id")?,
+                text("action")?,
+            );
+            let (mut it, mut ch, mut ou, mut no) = (
+                text("item_id")?,
+                text("channel")?,
+                text("outcome")?,
+                text("note")?,
+            );
             let (occ, rec) = (time("occurred_at")?, time("recorded_at")?);
             (0..n)
                 .map(|i| {
@@ -220,17 +228,29 @@ pub fn from_batch(kind: Kind, batch: &RecordBatch) -> Result<Vec<Row>, FeedbackE
                 .collect()
         }
         Kind::Decisions => {
-            let (mut id, mut cu, mut ro, mut mo) =
-                (text("decision_id")?, text("customer_id")?, text("route")?, text("model")?);
+            let (mut id, mut cu, mut ro, mut mo) = (
+                text("decision_id")?,
+                text("customer_id")?,
+                text("route")?,
+                text("model")?,
+            );
             let (mut mv, mut ms, mut sv, mut ri) = (
                 text("model_version")?,
                 text("models")?,
                 text("snapshot_version")?,
                 text("risk")?,
             );
-            let (mut se, mut ac, mut it, mut fe) =
-                (text("segment")?, text("action")?, text("item_id")?, text("features")?);
-            let (at, sc, ev) = (time("decided_at")?, float("score")?, float("expected_value")?);
+            let (mut se, mut ac, mut it, mut fe) = (
+                text("segment")?,
+                text("action")?,
+                text("item_id")?,
+                text("features")?,
+            );
+            let (at, sc, ev) = (
+                time("decided_at")?,
+                float("score")?,
+                float("expected_value")?,
+            );
             (0..n)
                 .map(|i| {
                     Row::Decision(DecisionRow {

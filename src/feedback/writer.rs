@@ -75,7 +75,8 @@ impl Writer {
             let mut decided: Vec<DecisionRow> = Vec::new();
             let mut controls = Vec::new();
             let mut closing = false;
-            let take = |command: Command, records: &mut Vec<_>, controls: &mut Vec<_>| match command {
+            let take = |command: Command, records: &mut Vec<_>, controls: &mut Vec<_>| match command
+            {
                 Command::Record { rows, reply } => records.push((rows, reply)),
                 other => controls.push(other),
             };
@@ -247,7 +248,12 @@ impl Writer {
                 wal::remove_segment(&self.dir, n)?;
             }
             self.metrics.compactions.inc();
-            tracing::debug!(rows, files = files.len(), ms = started.elapsed().as_millis() as u64, "outcome log compacted");
+            tracing::debug!(
+                rows,
+                files = files.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "outcome log compacted"
+            );
         }
         let closed = compact::close_days(&self.dir, &day_of(now_micros()))?;
         if !closed.is_empty() {
@@ -258,7 +264,8 @@ impl Writer {
 
     /// Removes the customer's rows from memory, the write-ahead log and the Parquet files.
     fn erase(&mut self, customer_id: &str) -> Result<ErasedFiles, FeedbackError> {
-        self.pending.retain(|r| r.customer_id() != Some(customer_id));
+        self.pending
+            .retain(|r| r.customer_id() != Some(customer_id));
         self.metrics.pending_rows.set(self.pending.len() as i64);
         let mut erased = erase::erase_wal(&self.dir, customer_id)?;
         if erased.rows_removed > 0 {

@@ -13,9 +13,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::auth::is_open;
-use super::{
-    admin, health, insights, metrics, outcomes, repository, score, snapshot_info, v2,
-};
+use super::{admin, health, insights, metrics, outcomes, repository, score, snapshot_info, v2};
 use crate::error::{V1Error, V2Error};
 
 /// The document's root: every route's handler, and the finishing touches of [`Finish`].
