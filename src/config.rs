@@ -295,20 +295,29 @@ pub struct Config {
 
     /// Fraction (0 to 1) of plain scoring decisions (churn, model score, recommendations, sentiment) written to
     /// the decision log; every result carries a `decision_id` either way.
-    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE", default_value_t = 0.0)]
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE", default_value_t = 0.0, value_parser = fraction)]
     pub decision_log_sample: f64,
 
     /// Fraction (0 to 1) of insights decisions written to the decision log.
     #[arg(
         long,
         env = "CRMSCORE_DECISION_LOG_SAMPLE_INSIGHTS",
-        default_value_t = 1.0
+        default_value_t = 1.0,
+        value_parser = fraction
     )]
     pub decision_log_sample_insights: f64,
 
     /// Also write each logged decision's feature values (a JSON object) to the decision log. Default: off.
     #[arg(long, env = "CRMSCORE_DECISION_LOG_FEATURES")]
     pub decision_log_features: bool,
+}
+
+/// A number from 0 to 1.
+fn fraction(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{value}' is not a number from 0 to 1")),
+    }
 }
 
 /// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
@@ -422,6 +431,33 @@ mod tests {
         };
         assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
         assert!(cfg.accept_row_drop_once);
+    }
+
+    #[test]
+    fn feedback_flags() {
+        let parse = |args: &[&str]| {
+            let all = [&["crmscore", "serve"], args].concat();
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Serve(cfg)) => Ok(cfg),
+                Ok(_) => panic!("expected serve"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let cfg = parse(&[]).unwrap();
+        assert_eq!(cfg.feedback_dir, Some(PathBuf::from("feedback")));
+        assert_eq!(
+            (cfg.decision_log_sample, cfg.decision_log_sample_insights),
+            (0.0, 1.0)
+        );
+        let cfg = parse(&["--feedback-dir", "", "--decision-log-sample", "0.25"]).unwrap();
+        assert_eq!(
+            cfg.feedback_dir,
+            Some(PathBuf::new()),
+            "empty: recording off"
+        );
+        assert_eq!(cfg.feedback_options().decision_sample, 0.25);
+        let err = parse(&["--decision-log-sample-insights", "1.5"]).unwrap_err();
+        assert!(err.contains("from 0 to 1"), "{err}");
     }
 
     #[test]

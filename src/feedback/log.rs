@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError, bounded};
@@ -29,6 +30,8 @@ pub struct FeedbackLog {
     decisions: Sender<Vec<DecisionRow>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     metrics: FeedbackMetrics,
+    /// Outcome events queued for the writer and not yet answered.
+    queued: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for FeedbackLog {
@@ -51,7 +54,9 @@ impl FeedbackLog {
         let dedup = load_window(dir, options.dedup_days, options.dedup_max_ids)?;
         let (commands, command_rx) = bounded(options.queue_capacity.max(1));
         let (decisions, decision_rx) = bounded(DECISION_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
+            queued: queued.clone(),
             dir: dir.to_path_buf(),
             segment: None,
             next_segment,
@@ -72,6 +77,7 @@ impl FeedbackLog {
             decisions,
             writer: Mutex::new(Some(thread)),
             metrics,
+            queued,
         })
     }
 
@@ -97,17 +103,37 @@ impl FeedbackLog {
         })
     }
 
+    /// Queues `rows` for the writer, within the queue's request and row bounds (the writer gives the rows back
+    /// to the row budget once it has answered them).
+    fn enqueue(
+        &self,
+        rows: Vec<OutcomeRow>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Recorded, FeedbackError>>, FeedbackError>
+    {
+        let n = rows.len();
+        let before = self.queued.fetch_add(n, Ordering::SeqCst);
+        // One batch alone always fits, however large: the request size limit bounds it.
+        if before > 0 && before + n > self.options.max_queued_rows {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+            return Err(FeedbackError::Busy);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Command::Record { rows, reply })
+            .inspect_err(|_| {
+                self.queued.fetch_sub(n, Ordering::SeqCst);
+            })?;
+        Ok(answer)
+    }
+
     /// Stores `rows` (validated) and answers once they are durable (never blocks the caller's thread).
     pub async fn record(&self, rows: Vec<OutcomeRow>) -> Result<Recorded, FeedbackError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(Command::Record { rows, reply })?;
+        let answer = self.enqueue(rows)?;
         answer.await.map_err(|_| FeedbackError::Closed)?
     }
 
     /// [`FeedbackLog::record`] for plain threads (benches, tools); not on an async worker.
     pub fn record_blocking(&self, rows: Vec<OutcomeRow>) -> Result<Recorded, FeedbackError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(Command::Record { rows, reply })?;
+        let answer = self.enqueue(rows)?;
         answer.blocking_recv().map_err(|_| FeedbackError::Closed)?
     }
 

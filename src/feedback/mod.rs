@@ -77,6 +77,8 @@ pub struct Options {
     pub dedup_max_ids: usize,
     /// Requests that may wait for the writer; past it POST /v1/outcomes answers 503.
     pub queue_capacity: usize,
+    /// Outcome events that may wait for the writer (bounds the memory of the queue); past it, 503.
+    pub max_queued_rows: usize,
     /// Fraction of plain scoring decisions logged.
     pub decision_sample: f64,
     /// Fraction of insights decisions logged.
@@ -93,6 +95,7 @@ impl Default for Options {
             dedup_days: 7,
             dedup_max_ids: 5_000_000,
             queue_capacity: 1024,
+            max_queued_rows: 500_000,
             decision_sample: 0.0,
             decision_sample_insights: 1.0,
             decision_features: false,

@@ -61,6 +61,8 @@ pub struct Writer {
     pub compact_every: Duration,
     /// Compaction threshold in rows.
     pub max_pending_rows: usize,
+    /// Outcome events queued and not yet answered (shared with the handle's row budget).
+    pub queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<Recorded, FeedbackError>>;
@@ -140,6 +142,7 @@ impl Writer {
         if records.is_empty() && decided.is_empty() {
             return;
         }
+        let queued: usize = records.iter().map(|(r, _)| r.len()).sum();
         let now = now_micros();
         let day = day_of(now);
         let mut rows = Vec::new();
@@ -169,6 +172,8 @@ impl Writer {
             true => Ok(()),
             false => self.append(&rows),
         };
+        self.queued
+            .fetch_sub(queued, std::sync::atomic::Ordering::SeqCst);
         match written {
             Ok(()) => {
                 let recorded: usize = answers.iter().map(|(_, d)| d.recorded).sum();
