@@ -317,6 +317,12 @@ fn kill_9_under_load_loses_no_acknowledged_event_and_shows_no_half_file() {
     let served = Served::start(&args, "trace");
     let base = address(&served);
     wait_ready_at(&base);
+    // A refused batch is logged (at debug) without its values too.
+    let mut bad = event("kill-bad", SECRET_CUSTOMER);
+    bad["note"] = json!(SECRET_NOTE);
+    bad["outcome"] = json!(SECRET_NOTE);
+    let (status, _) = post_to(&base, &json!({ "events": [bad] })).unwrap();
+    assert_eq!(status, 400);
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
