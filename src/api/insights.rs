@@ -67,7 +67,8 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
 /// customers are per-item errors.
 #[utoipa::path(post, path = "/v1/insights", tag = "v1 engagement", request_body = InsightsRequest,
     responses(
-        (status = 200, description = "One insight per customer", body = insights::Insights,
+        (status = 200, body = insights::Insights,
+            description = "One insight per customer; each answered one also carries its `decision_id` (string)",
             headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
         (status = 400, description = "Bad request (`k` or `reasons` out of range, malformed body)", body = V1Error),
         (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
@@ -121,7 +122,8 @@ pub async fn post_insights(
 #[utoipa::path(get, path = "/v1/customers/{id}/insights", tag = "v1 engagement",
     params(("id" = String, Path, description = "Customer id"), InsightsQuery),
     responses(
-        (status = 200, description = "The customer's insight", body = OneInsight,
+        (status = 200, body = OneInsight,
+            description = "The customer's insight, with its `decision_id` (string) in `result`",
             headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
         (status = 400, description = "`k` or `reasons` out of range, or a bad query string", body = V1Error),
         (status = 404, description = "Unknown customer", body = V1Error),

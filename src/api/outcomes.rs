@@ -61,9 +61,11 @@ pub struct OutcomesReply {
 #[utoipa::path(post, path = "/v1/outcomes", tag = "v1 feedback", request_body = OutcomesRequest,
     responses(
         (status = 200, description = "The batch is durable", body = OutcomesReply),
-        (status = 400, description = "A bad event (`events[i].field: problem`), an empty or too large batch", body = V1Error),
+        (status = 400, body = V1Error,
+            description = "A bad event (`events[i].field: problem`), an empty or too large batch"),
         (status = 500, description = "Writing the log failed; nothing was recorded", body = V1Error),
-        (status = 503, description = "Recording is off (`feedback_disabled`) or the writer is busy (`feedback_busy`, retry)", body = V1Error),
+        (status = 503, body = V1Error,
+            description = "Recording is off (`feedback_disabled`) or the writer is busy (`feedback_busy`, retry)"),
     ))]
 pub async fn post_outcomes(
     state: web::Data<AppState>,
