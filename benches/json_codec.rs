@@ -6,9 +6,10 @@
 //! `/v1/sentiment` request with one text. The v2 tensor checks (`feature_input` in src/api/v2.rs) are private and
 //! not included.
 //! Encode (the reply structs built from the model outputs, then `serde_json::to_vec`, as `HttpResponse::json`
-//! does): the churn reply (`ScoreReply<ChurnResult>`) for 1 and 100 customers, the v2 infer reply
-//! (`InferResponse`, one [1, 2] FP32 output) and the sentiment reply (`ScoreReply<TextResult>`, one text). The
-//! reply builders of src/api/score.rs are private; this mirrors what `tabular_reply`/`text_reply` do.
+//! does): the churn reply (`ScoreReply<ChurnResult>`, decision ids included) for 1 and 100 customers, the v2
+//! infer reply (`InferResponse`, one [1, 2] FP32 output) and the sentiment reply (`ScoreReply<TextResult>`, one
+//! text, its decision id included). The reply builders of src/api/score.rs are private; this mirrors what
+//! `tabular_reply`/`text_reply` do.
 //! Data: real customer ids and one real feature row (without missing values) of the shipped sample snapshot, drawn
 //! by an xorshift64 generator with a fixed seed; probabilities and logits from the same generator; the text is the
 //! first sentence of tests/fixtures/sentiment_expected.json. Run: `cargo bench --bench json_codec`.
@@ -23,6 +24,7 @@ use crmscore::api::dto::{
     ChurnResult, InferOutput, InferRequest, InferResponse, ItemKey, ModelRef, ScoreReply,
     ScoreRequest, TextResult,
 };
+use crmscore::feedback::DecisionIds;
 use crmscore::model::{ModelKind, ModelSpec};
 use crmscore::text::softmax;
 use serde_json::json;
@@ -122,11 +124,14 @@ fn bench(c: &mut Criterion) {
         .map(|_| rng.unit() * 6.0 - 3.0)
         .collect();
     let churn_reply = |n: usize| {
+        let made = DecisionIds::reserve(n);
         let results: Vec<ChurnResult> = ids[..n]
             .iter()
             .zip(&probabilities)
-            .map(|(id, &p)| ChurnResult {
+            .enumerate()
+            .map(|(i, (id, &p))| ChurnResult {
                 key: ItemKey::CustomerId(id),
+                decision_id: Some(made.get(i)),
                 churn_probability: Some(p),
                 risk: tabular.risk.map(|r| r.band(p)),
                 reasons: None,
@@ -171,6 +176,7 @@ fn bench(c: &mut Criterion) {
             .enumerate()
             .fold(0, |best, (i, v)| if *v > probs[best] { i } else { best });
         let results = vec![TextResult {
+            decision_id: Some(DecisionIds::reserve(1).get(0)),
             label: &text_spec.labels[best],
             scores: text_spec
                 .labels

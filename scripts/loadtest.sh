@@ -27,6 +27,9 @@
 #   o  crmscore  as c with Triton's binary tensor extension (FP32 row in, binary output out; one fixed row, oha -D)
 #   p  crmscore  POST /v2/models/churn/infer, 100 rows per request as v2 JSON, BATCH_CONCURRENCY connections
 #   q  crmscore  as p with the same 100 rows as binary tensors in and out; reported as rows/s against p
+#   r  crmscore  POST /v1/outcomes, 100 outcome events per request (each body's event ids unique across the pool;
+#                oha may send a body twice, which is then acknowledged as duplicates), BATCH_CONCURRENCY connections;
+#                the rows/s column is events/s acknowledged after fsync (--feedback-dir in .bench/feedback)
 # Request bodies carry RANDOM REAL customer ids (rows) drawn over the whole snapshot with a fixed seed, or (g) one
 # of 20,000 distinct texts of at most 120 characters from the feedback generator (scripts/feedback_corpus.py, same
 # seed): a pool of bodies, one per line, from which oha picks a random line for every request (oha -Z). The replies
@@ -36,7 +39,7 @@
 #   DURATION=30s  CONCURRENCY=64  SNAPSHOT_CUSTOMERS=1000000  SKIP_REFERENCE=0  SWEEP="1 4 16 64 256"
 #   BATCH_IDS=100  BATCH_CONCURRENCY=16  RECOMMEND_K=10  WARMUP=5s  SERVER_CPUS=0  CLIENT_CPUS=1  PORT_BASE=18080
 #   SOAK=300  SOAK_INTERVAL=10  READY_TIMEOUT=600  CRMSCORE_ARGS="--device cpu"  SEED=7
-#   SCENARIOS="a b c d e f g h i j k l m n o p q": the scenarios to run; a letter runs every scenario of that letter, a key runs one
+#   SCENARIOS="a b c d e f g h i j k l m n o p q r": the scenarios to run; a letter runs every scenario of that letter, a key runs one
 #     (SCENARIOS="g h" runs only crmscore's g and h; SCENARIOS="g h dg dh eg eh" adds their ceiling and reference)
 # The snapshot (.bench/customers-1m.parquet for 1M customers) is generated once with
 # scripts/train_models.py --snapshot-only. Tools go to git-ignored .bench/: oha (cargo install --locked, pinned)
@@ -69,7 +72,7 @@ SWEEP="${SWEEP:-1 4 16 64 256}"
 BATCH_IDS="${BATCH_IDS:-100}"
 BATCH_CONCURRENCY="${BATCH_CONCURRENCY:-16}"
 RECOMMEND_K="${RECOMMEND_K:-10}"
-SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l m n o p q}"
+SCENARIOS="${SCENARIOS:-a b c d e f g h i j k l m n o p q r}"
 WARMUP="${WARMUP:-5s}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 CLIENT_CPUS="${CLIENT_CPUS:-1}"
@@ -86,6 +89,7 @@ POOL_BATCH=2000     # bodies of BATCH_IDS ids
 POOL_V2=20000       # v2 bodies, one complete snapshot row each
 POOL_REC=100000     # recommendation bodies of 1 id (ids drawn without replacement)
 POOL_TEXTS=20000    # sentiment bodies of 1 text (distinct texts)
+POOL_OUTCOMES=20000 # outcome bodies of 100 events (2,000,000 distinct event ids)
 TEXT_MAX_CHARS=120  # "short": at most this many characters (the generator's median is ~70)
 
 bench="$root/.bench"
@@ -333,6 +337,27 @@ print(f"{n:,} customers; pools: {min(pool_one, n):,} x 1 id, {pool_batch:,} x {b
 if len(texts) < pool_texts:
     print(f"note: the generator gave {len(texts):,} texts of at most {text_max_chars} characters, "
           f"not {pool_texts:,}", file=sys.stderr)
+PY
+}
+
+# Scenario r: outcome batches of 100 events, every event id distinct across the pool, customers from the snapshot.
+make_outcome_bodies() {
+  want r || return 0
+  log "drawing outcome bodies ..."
+  "$BPY" - "$SNAPSHOT" "$bodies/outcomes-100.jsonl" "$POOL_OUTCOMES" "$SEED" <<'PY'
+import json, sys
+import numpy as np, pyarrow.parquet as pq
+snap, out, pool, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ids = pq.read_table(snap, columns=["customer_id"]).column("customer_id").to_numpy(zero_copy_only=False).astype(str)
+rng = np.random.default_rng(seed)
+outcomes = ["accepted", "declined", "no_response", "churned", "retained"]
+actions = ["retention_call", "discount_offer", "cross_sell", "nurture_email", "no_action"]
+with open(out, "w") as f:
+    for b in range(pool):
+        events = [{"event_id": f"lt-{seed}-{b}-{i}", "customer_id": ids[c], "action": actions[c % 5],
+                   "channel": "email", "outcome": outcomes[(c + i) % 5], "occurred_at": "2026-11-30T14:05:00Z"}
+                  for i, c in enumerate(rng.integers(0, len(ids), 100))]
+        f.write(json.dumps({"events": events}, separators=(",", ":")) + "\n")
 PY
 }
 
@@ -669,8 +694,10 @@ start_crmscore() {
     grpc=(--grpc-bind "127.0.0.1:$grpc_port")
   fi
   # shellcheck disable=SC2086
+  rm -rf "$bench/feedback"
   start_server crmscore "$crm_port" target/release/crmscore serve --bind "127.0.0.1:$crm_port" --models models \
-    --snapshots "$SNAPSHOT" --http-workers "$server_threads" "${grpc[@]}" $CRMSCORE_ARGS
+    --snapshots "$SNAPSHOT" --http-workers "$server_threads" --feedback-dir "$bench/feedback" "${grpc[@]}" \
+    $CRMSCORE_ARGS
   CRMSCORE_CMD="$SERVER_CMD"
   wait_ready probe_get "$url/v2/health/ready"
   for m in churn recommendation sentiment segmentation; do
@@ -691,7 +718,7 @@ start_crmscore() {
 phase_crmscore() {
   local url="http://127.0.0.1:$crm_port" c sweep_keys=()
   for c in $SWEEP; do sweep_keys+=("f$c"); done
-  want a b c "${sweep_keys[@]}" g h i j k l m n o p q || return 0
+  want a b c "${sweep_keys[@]}" g h i j k l m n o p q r || return 0
   start_crmscore
   if want a b c "${sweep_keys[@]}"; then warm_up "$url/v1/churn/score" "$one"; fi
   if want a; then measure a "crmscore churn 1 id" "$CONCURRENCY" 1 "$one" "$url/v1/churn/score"; fi
@@ -732,6 +759,10 @@ phase_crmscore() {
   if want k l; then warm_up "$url/v1/insights" "$insights"; fi
   if want k; then measure k "crmscore insights 1 id" "$CONCURRENCY" 1 "$insights" "$url/v1/insights"; fi
   if want l; then measure l "crmscore insights 1 id" 1 1 "$insights" "$url/v1/insights"; fi
+  # No warm-up: it would send these bodies once already, and the run would measure duplicates.
+  if want r; then
+    measure r "crmscore outcomes 100 events" "$BATCH_CONCURRENCY" 100 "$bodies/outcomes-100.jsonl" "$url/v1/outcomes"
+  fi
   stop_server
 }
 
@@ -1036,6 +1067,7 @@ build
 snapshot_file
 make_bodies
 make_binary_bodies
+make_outcome_bodies
 log "oha: $OHA; servers on CPU(s) $SERVER_CPUS, load on CPU(s) $CLIENT_CPUS"
 check_quiet
 

@@ -379,6 +379,50 @@ pub struct Config {
     /// Folder of the outcome and decision logs (write-ahead log, then Parquet day folders outcomes/ and decisions/); created when first written. An empty value turns recording off (POST /v1/outcomes answers 503 feedback_disabled).
     #[arg(long, env = "CRMSCORE_FEEDBACK_DIR", default_value = "feedback", value_parser = path_or_empty)]
     pub feedback_dir: Option<PathBuf>,
+
+    /// Seconds between compactions of the outcome and decision write-ahead log into Parquet (also done when
+    /// 200,000 rows wait, at shutdown, and at start for a log a previous run left).
+    #[arg(long, env = "CRMSCORE_FEEDBACK_COMPACT_S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feedback_compact_s: u64,
+
+    /// UTC days (by the day the server recorded it) within which a replayed outcome `event_id` is stored once.
+    #[arg(long, env = "CRMSCORE_FEEDBACK_DEDUP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub feedback_dedup_days: u64,
+
+    /// Most event ids the replay window holds in memory (16 bytes each); past it the oldest days are forgotten
+    /// first.
+    #[arg(
+        long,
+        env = "CRMSCORE_FEEDBACK_DEDUP_MAX_IDS",
+        default_value_t = 5_000_000
+    )]
+    pub feedback_dedup_max_ids: usize,
+
+    /// Fraction (0 to 1) of plain scoring decisions (churn, model score, recommendations, sentiment) written to
+    /// the decision log; every result carries a `decision_id` either way.
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_SAMPLE", default_value_t = 0.0, value_parser = fraction)]
+    pub decision_log_sample: f64,
+
+    /// Fraction (0 to 1) of insights decisions written to the decision log.
+    #[arg(
+        long,
+        env = "CRMSCORE_DECISION_LOG_SAMPLE_INSIGHTS",
+        default_value_t = 1.0,
+        value_parser = fraction
+    )]
+    pub decision_log_sample_insights: f64,
+
+    /// Also write each logged decision's feature values (a JSON object) to the decision log. Default: off.
+    #[arg(long, env = "CRMSCORE_DECISION_LOG_FEATURES")]
+    pub decision_log_features: bool,
+}
+
+/// A number from 0 to 1.
+fn fraction(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{value}' is not a number from 0 to 1")),
+    }
 }
 
 /// A path that may be empty (clap's own path parser refuses empty values; here empty means "none").
@@ -442,6 +486,25 @@ impl Config {
             body_budget_bytes: 256 * 1024 * 1024,
             default_timeout_ms: None,
             feedback_dir: None,
+            feedback_compact_s: 60,
+            feedback_dedup_days: 7,
+            feedback_dedup_max_ids: 5_000_000,
+            decision_log_sample: 0.0,
+            decision_log_sample_insights: 1.0,
+            decision_log_features: false,
+        }
+    }
+
+    /// The feedback log's options from the `--feedback-*` and `--decision-log-*` flags.
+    pub fn feedback_options(&self) -> crate::feedback::Options {
+        crate::feedback::Options {
+            compact_every: Duration::from_secs(self.feedback_compact_s.max(1)),
+            dedup_days: self.feedback_dedup_days.max(1) as usize,
+            dedup_max_ids: self.feedback_dedup_max_ids,
+            decision_sample: self.decision_log_sample.clamp(0.0, 1.0),
+            decision_sample_insights: self.decision_log_sample_insights.clamp(0.0, 1.0),
+            decision_features: self.decision_log_features,
+            ..crate::feedback::Options::default()
         }
     }
 
@@ -542,6 +605,33 @@ mod tests {
         assert_eq!(args.format, ReportFormat::Text);
         let half = Cli::try_parse_from(["crmscore", "report", "--by", "age_band"]);
         assert!(half.unwrap_err().to_string().contains("--snapshot"));
+    }
+
+    #[test]
+    fn feedback_flags() {
+        let parse = |args: &[&str]| {
+            let all = [&["crmscore", "serve"], args].concat();
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Serve(cfg)) => Ok(cfg),
+                Ok(_) => panic!("expected serve"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let cfg = parse(&[]).unwrap();
+        assert_eq!(cfg.feedback_dir, Some(PathBuf::from("feedback")));
+        assert_eq!(
+            (cfg.decision_log_sample, cfg.decision_log_sample_insights),
+            (0.0, 1.0)
+        );
+        let cfg = parse(&["--feedback-dir", "", "--decision-log-sample", "0.25"]).unwrap();
+        assert_eq!(
+            cfg.feedback_dir,
+            Some(PathBuf::new()),
+            "empty: recording off"
+        );
+        assert_eq!(cfg.feedback_options().decision_sample, 0.25);
+        let err = parse(&["--decision-log-sample-insights", "1.5"]).unwrap_err();
+        assert!(err.contains("from 0 to 1"), "{err}");
     }
 
     #[test]

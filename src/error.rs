@@ -79,6 +79,10 @@ pub enum ScoreError {
     /// The erasure list or audit log could not be written.
     #[error("erasure failed: {0}")]
     Erasure(String),
+    #[error("recording outcomes is off on this server (its --feedback-dir is empty)")]
+    FeedbackDisabled,
+    #[error("the outcome log is busy; nothing was recorded, retry shortly")]
+    FeedbackBusy,
 }
 
 impl ScoreError {
@@ -113,6 +117,8 @@ impl ScoreError {
             ScoreError::BadEncoding { .. } => "bad_content_encoding",
             ScoreError::ErasureUnavailable(_) => "erasure_unavailable",
             ScoreError::Erasure(_) => "erasure_failed",
+            ScoreError::FeedbackDisabled => "feedback_disabled",
+            ScoreError::FeedbackBusy => "feedback_busy",
         }
     }
 
@@ -147,6 +153,9 @@ impl ScoreError {
             ScoreError::BadEncoding { .. } => StatusCode::BAD_REQUEST,
             ScoreError::ErasureUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ScoreError::Erasure(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ScoreError::FeedbackDisabled | ScoreError::FeedbackBusy => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -155,7 +164,8 @@ impl ScoreError {
         match self {
             ScoreError::QueueFull { .. }
             | ScoreError::NotReady(_)
-            | ScoreError::BodyBudgetExceeded { .. } => Some(Duration::from_secs(1)),
+            | ScoreError::BodyBudgetExceeded { .. }
+            | ScoreError::FeedbackBusy => Some(Duration::from_secs(1)),
             _ => None,
         }
     }

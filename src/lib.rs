@@ -8,6 +8,7 @@ pub mod engagement;
 pub mod erasure;
 pub mod error;
 pub mod explain;
+pub mod feedback;
 pub mod grpc;
 pub mod inference;
 pub mod inspect;
@@ -59,6 +60,9 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
     Erasure(#[from] erasure::ErasureError),
+    /// The outcome log's folder could not be opened or its leftover write-ahead log not recovered.
+    #[error("outcome log: {0}")]
+    Feedback(#[from] feedback::FeedbackError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -109,6 +113,10 @@ impl RunningServer {
         };
         if let Some(grpc) = self.grpc_server.take() {
             grpc.join();
+        }
+        // Requests are done: what the log holds goes to Parquet before the process ends.
+        if let Some(log) = &self.state.feedback {
+            log.close();
         }
         self.stopping.store(true, Ordering::Relaxed);
         result
@@ -221,6 +229,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
     if let Some(erasures) = &erasures {
         reloader = reloader.preparing_with(erasures.prepare());
     }
+    let feedback = match config.feedback_dir.as_deref() {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(feedback::FeedbackLog::open(
+            dir,
+            config.feedback_options(),
+            metrics.feedback.clone(),
+        )?),
+        _ => None,
+    };
     let state = web::Data::new(AppState {
         engagement: engagement::insights::Engagement::new(policies),
         models,
@@ -243,6 +259,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         drain: Arc::new(shutdown::Drain::default()),
         api_keys,
         feedback_dir: config.feedback_dir.clone(),
+        feedback,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;

@@ -42,6 +42,8 @@ pub struct AppState {
     pub erasures: Option<Arc<crate::erasure::Erasures>>,
     /// The feedback folder the model report reads (None or empty: no decisions are recorded).
     pub feedback_dir: Option<std::path::PathBuf>,
+    /// The outcome and decision log (None: --feedback-dir is empty, recording is off).
+    pub feedback: Option<crate::feedback::FeedbackLog>,
 }
 
 /// The staleness rule.

@@ -96,6 +96,8 @@ pub struct Metrics {
     build_info: IntGaugeVec,
     /// API-key authentication.
     pub api_keys: ApiKeyMetrics,
+    /// The outcome and decision log.
+    pub feedback: crate::feedback::FeedbackMetrics,
 }
 
 /// Metrics of API-key authentication: by key name, never the key.
@@ -366,9 +368,11 @@ impl Metrics {
             )
             .expect("static metric definition is valid"),
             api_keys: ApiKeyMetrics::new(),
+            feedback: crate::feedback::FeedbackMetrics::new(),
         };
         let r = &m.registry;
         m.api_keys.register(r);
+        m.feedback.register(r);
         let all: [Box<dyn Collector>; 29] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::error::{ErrorBody, ScoreError};
+use crate::feedback::DecisionId;
 use crate::model::spec::RiskBand;
 use crate::snapshot::CustomerId;
 
@@ -179,6 +180,10 @@ pub struct RecommendedItem<'a> {
 pub struct RecommendationResult<'a> {
     /// The customer, echoed as given.
     pub customer_id: &'a CustomerId,
+    /// The id of this decision, to name in `POST /v1/outcomes` (absent on a per-item error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "01KBF3Q6W2M9T1X8C4R7N5P0ZD")]
+    pub decision_id: Option<DecisionId>,
     /// Best items first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<RecommendedItem<'a>>>,
@@ -193,6 +198,10 @@ pub struct RecommendationResult<'a> {
 /// One result of a text classifier.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TextResult<'a> {
+    /// The id of this decision, to name in `POST /v1/outcomes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "01KBF3Q6W2M9T1X8C4R7N5P0ZD")]
+    pub decision_id: Option<DecisionId>,
     /// Most probable label.
     pub label: &'a str,
     /// Softmaxed probability of every label.
@@ -232,6 +241,10 @@ pub struct SegmentResult<'a> {
     /// The item.
     #[serde(flatten)]
     pub key: ItemKey<'a>,
+    /// The id of this decision, to name in `POST /v1/outcomes` (absent on a per-item error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "01KBF3Q6W2M9T1X8C4R7N5P0ZD")]
+    pub decision_id: Option<DecisionId>,
     /// The nearest segment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<&'a crate::model::spec::Segment>,
@@ -259,6 +272,10 @@ pub struct TabularResult<'a> {
     /// The item.
     #[serde(flatten)]
     pub key: ItemKey<'a>,
+    /// The id of this decision, to name in `POST /v1/outcomes` (absent on a per-item error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "01KBF3Q6W2M9T1X8C4R7N5P0ZD")]
+    pub decision_id: Option<DecisionId>,
     /// Probability of the positive class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probability: Option<f32>,
@@ -285,6 +302,10 @@ pub struct ChurnResult<'a> {
     /// The item.
     #[serde(flatten)]
     pub key: ItemKey<'a>,
+    /// The id of this decision, to name in `POST /v1/outcomes` (absent on a per-item error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "01KBF3Q6W2M9T1X8C4R7N5P0ZD")]
+    pub decision_id: Option<DecisionId>,
     /// Probability that the customer churns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn_probability: Option<f32>,

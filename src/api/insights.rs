@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::engagement::insights::{self, Ask};
 use crate::error::{ApiError, ScoreError, V1Error};
+use crate::feedback::{DecisionId, DecisionIds};
 use crate::scoring::{self, AppState};
 use crate::snapshot::CustomerId;
 
@@ -66,7 +67,8 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
 /// customers are per-item errors.
 #[utoipa::path(post, path = "/v1/insights", tag = "v1 engagement", request_body = InsightsRequest,
     responses(
-        (status = 200, description = "One insight per customer", body = insights::Insights,
+        (status = 200, body = insights::Insights,
+            description = "One insight per customer; each answered one also carries its `decision_id` (string)",
             headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
         (status = 400, description = "Bad request (`k` or `reasons` out of range, malformed body)", body = V1Error),
         (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
@@ -101,7 +103,13 @@ pub async fn post_insights(
     )?;
     let deadline = scoring::deadline(&state, super::score::timeout_header(&req)?);
     let reply = insights::insights(&state, &body.customer_ids, ask, deadline).await?;
-    let body = super::shape::run(offers + reasons, move || super::shape::json(&reply)).await??;
+    let made = DecisionIds::reserve(reply.results.len());
+    let (body, reply) = super::shape::run(offers + reasons, move || {
+        (super::shape::json(&Decided::reply(&reply, &made)), reply)
+    })
+    .await?;
+    super::decisions::log_insights(&state, &reply, &made);
+    let body = body?;
     Ok(HttpResponse::Ok()
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
         .content_type(actix_web::http::header::ContentType::json())
@@ -114,7 +122,8 @@ pub async fn post_insights(
 #[utoipa::path(get, path = "/v1/customers/{id}/insights", tag = "v1 engagement",
     params(("id" = String, Path, description = "Customer id"), InsightsQuery),
     responses(
-        (status = 200, description = "The customer's insight", body = OneInsight,
+        (status = 200, body = OneInsight,
+            description = "The customer's insight, with its `decision_id` (string) in `result`",
             headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
         (status = 400, description = "`k` or `reasons` out of range, or a bad query string", body = V1Error),
         (status = 404, description = "Unknown customer", body = V1Error),
@@ -138,14 +147,16 @@ pub async fn get_customer_insights(
     if let Some(error) = &result.error {
         return Err(ScoreError::NotFound(error.message.clone()).into());
     }
+    let made = DecisionIds::reserve(1);
     let body = OneInsight {
         snapshot: &reply.snapshot,
         stale: reply.stale,
         models: &reply.models,
         policy: reply.policy.as_deref(),
         missing: &reply.missing,
-        result,
+        result: Decided::of(result, &made, 0),
     };
+    super::decisions::log_insights(&state, &reply, &made);
     Ok(HttpResponse::Ok()
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
         .json(body))
@@ -168,7 +179,55 @@ pub struct OneInsight<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     missing: &'a [String],
     /// The customer's insight.
-    result: &'a insights::Insight,
+    #[schema(value_type = insights::Insight)]
+    result: Decided<'a>,
+}
+
+/// An insight with the id of its decision (`decision_id`, to name in `POST /v1/outcomes`; absent on a
+/// per-customer error).
+#[derive(Serialize)]
+pub struct Decided<'a> {
+    #[serde(flatten)]
+    insight: &'a insights::Insight,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<DecisionId>,
+}
+
+impl<'a> Decided<'a> {
+    fn of(insight: &'a insights::Insight, made: &DecisionIds, i: usize) -> Decided<'a> {
+        Decided {
+            insight,
+            decision_id: insight.error.is_none().then(|| made.get(i)),
+        }
+    }
+
+    /// The insights reply with a decision id in each answered result.
+    fn reply(reply: &'a insights::Insights, made: &DecisionIds) -> DecidedInsights<'a> {
+        DecidedInsights {
+            snapshot: &reply.snapshot,
+            stale: reply.stale,
+            models: &reply.models,
+            policy: reply.policy.as_deref(),
+            missing: &reply.missing,
+            results: (reply.results.iter().enumerate())
+                .map(|(i, r)| Decided::of(r, made, i))
+                .collect(),
+        }
+    }
+}
+
+/// The reply of `POST /v1/insights` as sent: [`insights::Insights`] with decision ids in its results.
+#[derive(Serialize)]
+pub struct DecidedInsights<'a> {
+    snapshot: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stale: bool,
+    models: &'a [insights::ModelVersion],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    missing: &'a [String],
+    results: Vec<Decided<'a>>,
 }
 
 /// The engagement policy

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 pub mod body;
 pub mod compress;
+mod decisions;
 pub mod dto;
 mod erasure;
 mod health;
@@ -15,6 +16,7 @@ mod model_stats;
 mod non_finite;
 pub mod openapi;
 mod report;
+mod outcomes;
 mod repository;
 mod score;
 mod shape;
@@ -109,6 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body: &body::BodyPolicy) {
                 resource("/v1/admin/erasures/lift")
                     .route(web::post().to(erasure::post_erasure_lift)),
             )
+            .service(resource("/v1/outcomes").route(web::post().to(outcomes::post_outcomes)))
             .service(resource("/v1/policy").route(web::get().to(insights::get_policy)))
             .service(resource("/v1/snapshot").route(web::get().to(snapshot_info::get_snapshot)))
             .service(

@@ -11,8 +11,9 @@ use super::dto::{
     RecommendedItem, ScoreInput, ScoreReply, ScoreRequest, SegmentResult, TabularResult,
     TextResult,
 };
-use super::{body, shape};
+use super::{body, decisions, shape};
 use crate::error::{ApiError, ErrorBody, ScoreError, V1Error};
+use crate::feedback::DecisionIds;
 use crate::model::spec::{ModelKind, ModelSpec};
 use crate::scoring::{self, AppState, Explained, Scored};
 use crate::snapshot::CustomerId;
@@ -227,32 +228,39 @@ async fn score(
     }
     let explain = depth.is_some();
     let limits = &state.limits;
+    let route = decisions::route_of(named);
     let (scored, body) = match body.validate(kind)? {
         ScoreInput::Customers(ids) => {
             check_reasons(limits, ids.len(), &model, depth)?;
             let scored = scoring::score_customers(state, model, &ids, explain, deadline).await?;
             let work = scored.items.len() * row_work(&scored, depth);
-            shape::run(work, move || {
+            let made = DecisionIds::reserve(scored.items.len());
+            let (scored, body, ids) = shape::run(work, move || {
                 let body = match kind {
-                    "segmentation" => segment_reply(&scored, Some(&ids)),
-                    _ => tabular_reply(&scored, Some(&ids), churn, depth),
+                    "segmentation" => segment_reply(&scored, Some(&ids), &made),
+                    _ => tabular_reply(&scored, Some(&ids), churn, depth, &made),
                 };
-                (scored, body)
+                (scored, body, ids)
             })
-            .await?
+            .await?;
+            decisions::log_scored(state, route, &scored, &made, Some(&ids), None);
+            (scored, body)
         }
         ScoreInput::Rows(rows) => {
             check_reasons(limits, rows.len(), &model, depth)?;
             let scored = scoring::score_rows(state, model, &rows, explain, deadline).await?;
             let work = scored.items.len() * row_work(&scored, depth);
-            shape::run(work, move || {
+            let made = DecisionIds::reserve(scored.items.len());
+            let (scored, body) = shape::run(work, move || {
                 let body = match kind {
-                    "segmentation" => segment_reply(&scored, None),
-                    _ => tabular_reply(&scored, None, churn, depth),
+                    "segmentation" => segment_reply(&scored, None, &made),
+                    _ => tabular_reply(&scored, None, churn, depth, &made),
                 };
                 (scored, body)
             })
-            .await?
+            .await?;
+            decisions::log_scored(state, route, &scored, &made, None, None);
+            (scored, body)
         }
         ScoreInput::Recommend {
             customer_ids,
@@ -282,20 +290,27 @@ async fn score(
             )?;
             let scored =
                 scoring::score_customers(state, model, &customer_ids, false, deadline).await?;
-            shape::run(asked, move || {
-                let body = recommendation_reply(&scored, &customer_ids, k, exclude_owned);
-                (scored, body)
+            let made = DecisionIds::reserve(customer_ids.len());
+            let (scored, body, customer_ids) = shape::run(asked, move || {
+                let body = recommendation_reply(&scored, &customer_ids, k, exclude_owned, &made);
+                (scored, body, customer_ids)
             })
-            .await?
+            .await?;
+            let ids = Some(customer_ids.as_slice());
+            decisions::log_scored(state, route, &scored, &made, ids, Some(exclude_owned));
+            (scored, body)
         }
         ScoreInput::Texts(texts) => {
             let scored = scoring::classify_texts(state, model, &texts, deadline).await?;
             let work = scored.items.len() * scored.width;
-            shape::run(work, move || {
-                let body = text_reply(&scored);
+            let made = DecisionIds::reserve(scored.items.len());
+            let (scored, body) = shape::run(work, move || {
+                let body = text_reply(&scored, &made);
                 (scored, body)
             })
-            .await?
+            .await?;
+            decisions::log_scored(state, route, &scored, &made, None, None);
+            (scored, body)
         }
     };
     Ok(json_reply(&scored, body?, started))
@@ -403,6 +418,7 @@ fn tabular_reply(
     ids: Option<&[CustomerId]>,
     churn: bool,
     depth: Option<ExplainDepth>,
+    made: &DecisionIds,
 ) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Tabular(t) = &scored.model.spec.kind else {
         return reply(scored, Vec::<()>::new());
@@ -416,14 +432,15 @@ fn tabular_reply(
         .items
         .iter()
         .enumerate()
-        .map(|(i, outcome)| (key(ids, i), outcome));
+        .map(|(i, outcome)| (i, key(ids, i), outcome));
     if churn {
         let results: Vec<ChurnResult> = outcomes
-            .map(|(key, outcome)| match outcome {
+            .map(|(i, key, outcome)| match outcome {
                 Ok(row) => {
                     let p = scored.output_of(*row)[t.positive];
                     ChurnResult {
                         key,
+                        decision_id: Some(made.get(i)),
                         churn_probability: Some(p),
                         risk: t.risk.map(|r| r.band(p)),
                         reasons: reasons_of(*row),
@@ -432,6 +449,7 @@ fn tabular_reply(
                 }
                 Err(e) => ChurnResult {
                     key,
+                    decision_id: None,
                     churn_probability: None,
                     risk: None,
                     reasons: None,
@@ -442,13 +460,14 @@ fn tabular_reply(
         return reply(scored, results);
     }
     let results: Vec<TabularResult> = outcomes
-        .map(|(key, outcome)| match outcome {
+        .map(|(i, key, outcome)| match outcome {
             Ok(row) => {
                 let probs = scored.output_of(*row);
                 let p = probs[t.positive];
                 let best = argmax(probs);
                 TabularResult {
                     key,
+                    decision_id: Some(made.get(i)),
                     probability: Some(p),
                     label: Some(&t.labels[best]),
                     risk: t.risk.map(|r| r.band(p)),
@@ -465,6 +484,7 @@ fn tabular_reply(
             }
             Err(e) => TabularResult {
                 key,
+                decision_id: None,
                 probability: None,
                 label: None,
                 risk: None,
@@ -477,7 +497,11 @@ fn tabular_reply(
     reply(scored, results)
 }
 
-fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>) -> Result<Vec<u8>, ScoreError> {
+fn segment_reply(
+    scored: &Scored,
+    ids: Option<&[CustomerId]>,
+    made: &DecisionIds,
+) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Segmentation(g) = &scored.model.spec.kind else {
         return reply(scored, Vec::<()>::new());
     };
@@ -490,6 +514,7 @@ fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>) -> Result<Vec<u8>,
                 let distances = scored.output_of(*row);
                 SegmentResult {
                     key: key(ids, i),
+                    decision_id: Some(made.get(i)),
                     segment: g.segments.get(scoring::nearest(distances)),
                     distances: Some(
                         g.segments
@@ -503,6 +528,7 @@ fn segment_reply(scored: &Scored, ids: Option<&[CustomerId]>) -> Result<Vec<u8>,
             }
             Err(e) => SegmentResult {
                 key: key(ids, i),
+                decision_id: None,
                 segment: None,
                 distances: None,
                 error: Some(error_body(e)),
@@ -517,6 +543,7 @@ fn recommendation_reply(
     ids: &[CustomerId],
     k: usize,
     exclude_owned: bool,
+    made: &DecisionIds,
 ) -> Result<Vec<u8>, ScoreError> {
     let Some(catalogue) = scored.model.catalogue.as_ref() else {
         return reply(scored, Vec::<()>::new());
@@ -524,9 +551,11 @@ fn recommendation_reply(
     let results: Vec<RecommendationResult> = scoring::recommend(scored, k, exclude_owned)
         .into_iter()
         .zip(ids)
-        .map(|(outcome, customer_id)| match outcome {
+        .enumerate()
+        .map(|(i, (outcome, customer_id))| match outcome {
             Ok(rec) => RecommendationResult {
                 customer_id,
+                decision_id: Some(made.get(i)),
                 items: Some(
                     rec.items
                         .iter()
@@ -547,6 +576,7 @@ fn recommendation_reply(
             },
             Err(e) => RecommendationResult {
                 customer_id,
+                decision_id: None,
                 items: None,
                 cold_start: None,
                 error: Some(ErrorBody {
@@ -559,17 +589,19 @@ fn recommendation_reply(
     reply(scored, results)
 }
 
-fn text_reply(scored: &Scored) -> Result<Vec<u8>, ScoreError> {
+fn text_reply(scored: &Scored, made: &DecisionIds) -> Result<Vec<u8>, ScoreError> {
     let ModelKind::Text(t) = &scored.model.spec.kind else {
         return reply(scored, Vec::<()>::new());
     };
     let results: Vec<TextResult> = scored
         .items
         .iter()
-        .filter_map(|outcome| outcome.as_ref().ok())
-        .map(|&row| {
+        .enumerate()
+        .filter_map(|(i, outcome)| Some((i, *outcome.as_ref().ok()?)))
+        .map(|(i, row)| {
             let probs = softmax(scored.output_of(row));
             TextResult {
+                decision_id: Some(made.get(i)),
                 label: &t.labels[argmax(&probs)],
                 scores: t
                     .labels

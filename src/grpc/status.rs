@@ -27,7 +27,9 @@ pub fn code(error: &ScoreError) -> Code {
         | ScoreError::ModelNotReady { .. }
         | ScoreError::NotReady(_)
         | ScoreError::Stale(_)
-        | ScoreError::ErasureUnavailable(_) => Code::Unavailable,
+        | ScoreError::ErasureUnavailable(_)
+        | ScoreError::FeedbackDisabled
+        | ScoreError::FeedbackBusy => Code::Unavailable,
         ScoreError::Unauthorized | ScoreError::ApiKey(_) => Code::Unauthenticated,
         ScoreError::SnapshotRejected(_) => Code::FailedPrecondition,
         ScoreError::Inference { .. } | ScoreError::Internal(_) | ScoreError::Erasure(_) => {

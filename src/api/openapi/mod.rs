@@ -14,7 +14,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::auth::is_open;
 use super::{
-    admin, erasure, health, insights, metrics, report, repository, score, snapshot_info, v2,
+    admin, erasure, health, insights, metrics, outcomes, report, repository, score, snapshot_info,
+    v2,
 };
 use crate::error::{V1Error, V2Error};
 
@@ -34,6 +35,7 @@ use crate::error::{V1Error, V2Error};
         insights::post_insights,
         insights::get_customer_insights,
         insights::get_policy,
+        outcomes::post_outcomes,
         snapshot_info::get_snapshot,
         admin::post_snapshot_reload,
         erasure::delete_customer,
@@ -59,6 +61,7 @@ use crate::error::{V1Error, V2Error};
     tags(
         (name = "v1", description = "Domain scoring"),
         (name = "v1 engagement", description = "Insights and the engagement policy"),
+        (name = "v1 feedback", description = "Outcomes recorded for retraining"),
         (name = "v1 admin", description = "Operator routes (admin token)"),
         (name = "v2", description = "KServe Open Inference Protocol v2 and Triton's extensions"),
         (name = "v2 repository", description = "Triton's model repository extension (admin token)"),

@@ -1,0 +1,154 @@
+//! Erasure of one customer's rows from the write-ahead log and the Parquet day files (each affected file rewritten
+//! under a temp name and renamed over it). The offline entry point is for a stopped server; a running one goes
+//! through `FeedbackLog::erase_customer`, which the writer serialises with its appends.
+
+use std::path::{Path, PathBuf};
+
+use super::FeedbackError;
+use super::compact::{self, day_dir, days, parts, read_file};
+use super::table::{self, Kind};
+use super::wal;
+
+/// What an erasure rewrote, for the audit log (paths and counts only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedFiles {
+    /// Every file rewritten (write-ahead log segments and Parquet parts).
+    pub files: Vec<PathBuf>,
+    /// Rows removed in all.
+    pub rows_removed: usize,
+}
+
+impl ErasedFiles {
+    fn add(&mut self, other: ErasedFiles) {
+        self.files.extend(other.files);
+        self.rows_removed += other.rows_removed;
+    }
+}
+
+/// Removes every outcome and decision row of `customer_id` under `dir` (server stopped).
+pub fn erase_customer(dir: &Path, customer_id: &str) -> Result<ErasedFiles, FeedbackError> {
+    let mut erased = erase_wal(dir, customer_id)?;
+    erased.add(erase_parquet(dir, customer_id)?);
+    Ok(erased)
+}
+
+/// Rewrites the write-ahead log segments that hold rows of `customer_id` without them (a torn tail goes too).
+pub fn erase_wal(dir: &Path, customer_id: &str) -> Result<ErasedFiles, FeedbackError> {
+    let mut erased = ErasedFiles::default();
+    for n in wal::segments(dir)? {
+        let read = wal::read_segment(dir, n)?;
+        let before = read.rows.len();
+        let kept: Vec<_> = read
+            .rows
+            .into_iter()
+            .filter(|r| r.customer_id() != Some(customer_id))
+            .collect();
+        if kept.len() < before {
+            wal::rewrite_segment(dir, n, &kept)?;
+            erased.files.push(wal::segment_path(dir, n));
+            erased.rows_removed += before - kept.len();
+        }
+    }
+    Ok(erased)
+}
+
+/// Rewrites the Parquet parts that hold rows of `customer_id` without them.
+pub fn erase_parquet(dir: &Path, customer_id: &str) -> Result<ErasedFiles, FeedbackError> {
+    let mut erased = ErasedFiles::default();
+    for kind in [Kind::Outcomes, Kind::Decisions] {
+        for day in days(dir, kind)? {
+            for part in parts(&day_dir(dir, kind, &day))? {
+                let removed = erase_part(&part, kind, customer_id)?;
+                if removed > 0 {
+                    erased.files.push(part);
+                    erased.rows_removed += removed;
+                }
+            }
+        }
+    }
+    Ok(erased)
+}
+
+/// Rewrites one part without the customer's rows; the number removed (0: the file is untouched).
+fn erase_part(part: &Path, kind: Kind, customer_id: &str) -> Result<usize, FeedbackError> {
+    // The customer column alone first: most files do not hold the customer and are not read whole.
+    let holds = read_file(part, Some("customer_id"))?
+        .iter()
+        .map(|b| table::text_column(b, "customer_id"))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .any(|id| id.as_deref() == Some(customer_id));
+    if !holds {
+        return Ok(0);
+    }
+    let mut rows = Vec::new();
+    for batch in read_file(part, None)? {
+        rows.extend(table::from_batch(kind, &batch)?);
+    }
+    let before = rows.len();
+    rows.retain(|r| r.customer_id() != Some(customer_id));
+    let kept: Vec<_> = rows.iter().collect();
+    compact::publish(part, &table::to_batch(kind, &kept)?)?;
+    Ok(before - rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feedback::event::{DecisionRow, OutcomeRow, Row};
+
+    fn outcome(id: &str, customer: &str) -> Row {
+        Row::Outcome(OutcomeRow {
+            event_id: id.into(),
+            customer_id: customer.into(),
+            decision_id: None,
+            action: "call".into(),
+            item_id: None,
+            channel: None,
+            outcome: "churned".into(),
+            occurred_at: 1_796_043_900_000_000,
+            recorded_at: 1_796_043_900_000_000,
+            note: Some("private".into()),
+        })
+    }
+
+    #[test]
+    fn a_customer_leaves_the_wal_and_the_parquet_others_stay() {
+        let dir = std::env::temp_dir().join(format!("crmscore-erase-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let decision = Row::Decision(DecisionRow {
+            decision_id: "d".into(),
+            customer_id: Some("C1".into()),
+            decided_at: 1_796_043_900_000_000,
+            ..Default::default()
+        });
+        compact::compact(
+            &dir,
+            &mut vec![outcome("a", "C1"), outcome("b", "C2"), decision],
+        )
+        .unwrap();
+        compact::compact(&dir, &mut vec![outcome("c", "C3")]).unwrap();
+        let mut seg = wal::Segment::create(&dir, 4).unwrap();
+        let mut bytes = Vec::new();
+        wal::encode(&[outcome("d", "C1"), outcome("e", "C2")], &mut bytes).unwrap();
+        seg.append_durably(&bytes).unwrap();
+
+        let erased = erase_customer(&dir, "C1").unwrap();
+        assert_eq!(erased.rows_removed, 3);
+        assert_eq!(erased.files.len(), 3, "{:?}", erased.files);
+        let ids = compact::day_ids(&dir, Kind::Outcomes, "2026-11-30").unwrap();
+        assert_eq!(ids, ["b", "c"].map(String::from).into());
+        assert!(
+            compact::day_ids(&dir, Kind::Decisions, "2026-11-30")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            wal::read_segment(&dir, 4).unwrap().rows,
+            vec![outcome("e", "C2")]
+        );
+        assert_eq!(erase_customer(&dir, "C1").unwrap(), ErasedFiles::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
