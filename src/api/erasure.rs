@@ -51,7 +51,7 @@ pub async fn delete_customer(
     let erasures = erasures(&state)?;
     let id = id.into_inner();
     let s = state.clone();
-    let report = web::block(move || erasures.erase(&s.snapshots, &id))
+    let report = web::block(move || erasures.erase(&s.snapshots, s.feedback.as_ref(), &id))
         .await
         .map_err(|_| ScoreError::NotReady("the server is shutting down".into()))?
         .map_err(failed)?;

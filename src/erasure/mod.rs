@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::feedback::{ErasedFiles, FeedbackLog};
 use crate::snapshot::{CustomerId, Prepare, SnapshotStore};
 use audit::{AuditEntry, AuditLog};
 pub use list::{ErasureList, IdHash};
@@ -44,6 +45,9 @@ pub enum ErasureError {
     BadId(String),
     #[error("{path}: {message}")]
     Parquet { path: PathBuf, message: String },
+    /// The outcome and decision logs could not be rewritten without the customer.
+    #[error("feedback logs: {0}")]
+    Feedback(#[from] crate::feedback::FeedbackError),
 }
 
 impl ErasureError {
@@ -190,9 +194,10 @@ impl Erasures {
     pub fn erase(
         &self,
         store: &SnapshotStore,
+        feedback: Option<&FeedbackLog>,
         customer_id: &str,
     ) -> Result<EraseReport, ErasureError> {
-        erase_everywhere(self, store, customer_id)
+        erase_everywhere(self, store, feedback, customer_id)
     }
 
     /// Lifts the erasure of `customer_id`: listed no more, served again from the next snapshot load (the
@@ -220,6 +225,18 @@ impl Erasures {
     }
 }
 
+/// The feedback log's rewritten files, as the audit log and the reply list them.
+pub(crate) fn rewritten(erased: ErasedFiles) -> Vec<RewrittenFile> {
+    erased
+        .files
+        .into_iter()
+        .map(|(path, rows_removed)| RewrittenFile {
+            path: path.display().to_string(),
+            rows_removed,
+        })
+        .collect()
+}
+
 /// The steps of one erasure in a running server, in order: list the salted hash (durably: from here on no
 /// snapshot load serves the customer), hide the customer in the served snapshot (both while no snapshot is
 /// being swapped in, so none slips through), remove their rows from the feedback logs, and audit what was done.
@@ -227,6 +244,7 @@ impl Erasures {
 pub fn erase_everywhere(
     erasures: &Erasures,
     store: &SnapshotStore,
+    feedback: Option<&FeedbackLog>,
     customer_id: &str,
 ) -> Result<EraseReport, ErasureError> {
     check_id(customer_id)?;
@@ -244,9 +262,11 @@ pub fn erase_everywhere(
         };
         (hash, newly_listed, hidden)
     };
-    // MERGE: feedback::erase_customer — the live feedback log (FeedbackLog::erase_customer(customer_id)) removes
-    // the customer's outcome and decision rows (WAL and Parquet day files); its ErasedFiles go here.
-    let files_rewritten: Vec<RewrittenFile> = Vec::new();
+    // The writer serialises this with its appends: no row of the customer is half-way to a file meanwhile.
+    let files_rewritten: Vec<RewrittenFile> = match feedback {
+        Some(log) => rewritten(log.erase_customer(customer_id)?),
+        None => Vec::new(),
+    };
     let rows_removed = files_rewritten.iter().map(|f| f.rows_removed).sum();
     erasures.audit.record(&AuditEntry {
         time: audit::rfc3339(SystemTime::now()),

@@ -2,7 +2,6 @@
 //! feedback logs, and the Parquet outputs it is pointed at.
 
 use std::fmt::Write;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::audit::{self, AuditEntry, AuditLog};
@@ -49,20 +48,16 @@ pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
         true => writeln!(out, "listed {hash} in {}", list.file().display()),
         false => writeln!(out, "{hash} was erased already ({})", list.file().display()),
     };
-    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut files: Vec<RewrittenFile> = Vec::new();
     if let Some(dir) = &args.feedback_dir {
-        // MERGE: feedback::erase_customer — call crate::feedback::erase_customer(dir, &args.id) instead (it also
-        // covers the write-ahead log); until then its Parquet day files are swept like any output.
-        for log in ["outcomes", "decisions"] {
-            let folder = dir.join(log);
-            if folder.is_dir() {
-                paths.push(folder);
-            }
-        }
+        // The write-ahead log as well as the Parquet day files: the server may have stopped before compacting.
+        files.extend(super::rewritten(crate::feedback::erase_customer(
+            dir, &args.id,
+        )?));
     }
-    paths.extend(args.outputs.iter().cloned());
-    let sweep = rewrite::sweep(&paths, &args.id)?;
-    for file in &sweep.rewritten {
+    let sweep = rewrite::sweep(&args.outputs, &args.id)?;
+    files.extend(sweep.rewritten);
+    for file in &files {
         let _ = writeln!(
             out,
             "rewrote {} ({} rows removed)",
@@ -72,14 +67,13 @@ pub fn run(args: &EraseArgs) -> Result<String, ErasureError> {
     for file in &sweep.without_id_column {
         let _ = writeln!(out, "skipped {} (no customer_id column)", file.display());
     }
-    let rows: usize = sweep.rewritten.iter().map(|f| f.rows_removed).sum();
+    let rows: usize = files.iter().map(|f| f.rows_removed).sum();
     let _ = writeln!(
         out,
         "{} file(s) rewritten, {rows} row(s) removed, {} file(s) without the customer left as they were",
-        sweep.rewritten.len(),
+        files.len(),
         sweep.untouched
     );
-    let files: Vec<RewrittenFile> = sweep.rewritten;
     audit.record(&AuditEntry {
         time: audit::rfc3339(SystemTime::now()),
         action: "erase",

@@ -12,8 +12,8 @@ use super::wal;
 /// What an erasure rewrote, for the audit log (paths and counts only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ErasedFiles {
-    /// Every file rewritten (write-ahead log segments and Parquet parts).
-    pub files: Vec<PathBuf>,
+    /// Every file rewritten (write-ahead log segments and Parquet parts), with the rows removed from it.
+    pub files: Vec<(PathBuf, usize)>,
     /// Rows removed in all.
     pub rows_removed: usize,
 }
@@ -45,7 +45,9 @@ pub fn erase_wal(dir: &Path, customer_id: &str) -> Result<ErasedFiles, FeedbackE
             .collect();
         if kept.len() < before {
             wal::rewrite_segment(dir, n, &kept)?;
-            erased.files.push(wal::segment_path(dir, n));
+            erased
+                .files
+                .push((wal::segment_path(dir, n), before - kept.len()));
             erased.rows_removed += before - kept.len();
         }
     }
@@ -60,7 +62,7 @@ pub fn erase_parquet(dir: &Path, customer_id: &str) -> Result<ErasedFiles, Feedb
             for part in parts(&day_dir(dir, kind, &day))? {
                 let removed = erase_part(&part, kind, customer_id)?;
                 if removed > 0 {
-                    erased.files.push(part);
+                    erased.files.push((part, removed));
                     erased.rows_removed += removed;
                 }
             }
