@@ -1,0 +1,383 @@
+//! `crmscore score-batch`: score every customer of a snapshot with the served models, manifests and policy,
+//! streaming row groups in (rayon, per-thread sessions) and Parquet out, with shards and atomic publication.
+
+pub mod columns;
+pub mod plan;
+pub mod progress;
+pub mod rank;
+pub mod read;
+pub mod score;
+pub mod write;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::config::{Device, RankBy, ScoreBatchArgs};
+use crate::engagement::insights::{
+    Ask, CHURN_MODEL, Engagement, RECOMMENDATION_MODEL, SEGMENTATION_MODEL,
+};
+use crate::engagement::{PolicyError, PolicyStore};
+use crate::model::explainer::ModelExplainer;
+use crate::model::registry::BatchingOverrides;
+use crate::model::session::SessionOptions;
+use crate::model::spec::{MissingPolicy, ModelKind, snapshot_columns};
+use crate::model::{ModelError, ModelRegistry, ModelSpec};
+use crate::snapshot::SnapshotError;
+use crate::snapshot::load::ID_COLUMN;
+use columns::IdType;
+use plan::Target;
+use rank::TopN;
+use score::Scorer;
+
+/// Rows one thread reads and scores at a time (whole row groups; at least one).
+const CHUNK_ROWS: usize = 64 * 1024;
+
+/// Why a batch run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Flags or inputs that do not fit together.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("model '{model}' failed on a chunk: {message}")]
+    Inference { model: String, message: String },
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+    #[error("{dir} is not complete: missing {missing:?}")]
+    Incomplete { dir: PathBuf, missing: Vec<String> },
+    #[error("cannot start a thread: {0}")]
+    Thread(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Customers scored.
+    pub rows: usize,
+    /// Rows written (fewer than scored with --top).
+    pub written: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Where the rows went.
+    pub output: PathBuf,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.elapsed.as_secs_f64();
+        write!(
+            f,
+            "scored {} customers in {seconds:.2}s ({:.0} rows/s); wrote {} rows to {}",
+            self.rows,
+            self.rows as f64 / seconds.max(1e-9),
+            self.written,
+            self.output.display()
+        )
+    }
+}
+
+/// The models a batch run may score, by the role insights give them.
+const MODELS: [&str; 3] = [CHURN_MODEL, SEGMENTATION_MODEL, RECOMMENDATION_MODEL];
+
+/// Runs `score-batch` (or, with --finalize, only completes the part folder).
+pub fn run(args: &ScoreBatchArgs) -> Result<Summary, BatchError> {
+    if args.finalize {
+        let (_, parts) = args.shard.unwrap_or((0, 1));
+        write::finalize(&args.output, parts)?;
+        return Ok(Summary {
+            rows: 0,
+            written: 0,
+            elapsed: Duration::ZERO,
+            output: args.output.clone(),
+        });
+    }
+    check_flags(args)?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let threads = threads.max(1);
+    let specs = (args.models.iter())
+        .map(|name| ModelSpec::load(&args.model_repository.join(name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The policy before the snapshot: its features are columns to read.
+    let policy = match args.insights {
+        true => {
+            let (vocab, _) = crate::engagement::check::model_vocabulary(&args.model_repository)
+                .map_err(BatchError::Invalid)?;
+            Some(PolicyStore::open(&args.policy, &vocab)?.current())
+        }
+        false => None,
+    };
+    let mut columns = snapshot_columns(&specs);
+    for f in policy.iter().flat_map(|p| p.features_used()) {
+        if !columns.contains(f) {
+            columns.push(f.clone());
+        }
+    }
+    let owned = specs.iter().find_map(|s| s.owned_column());
+    // The snapshot is checked before any model loads, so a bad file fails in milliseconds.
+    let snapshot = read::open(&args.snapshot, &columns, owned)?;
+    crate::model::runtime::environment(args.onnxruntime_lib.as_deref())?;
+    let options = SessionOptions {
+        device: Device::Cpu,
+        intra_threads: 1,
+    };
+    // One batching worker each: the registry's queue only serves its load checks; scoring threads own sessions.
+    let overrides = BatchingOverrides {
+        workers: Some(1),
+        ..BatchingOverrides::default()
+    };
+    let metrics = crate::telemetry::Metrics::new();
+    let registry = ModelRegistry::load_named(
+        &args.model_repository,
+        &args.models,
+        &overrides,
+        &options,
+        &metrics,
+    )?;
+    let (churn, segmentation, recommender) = (
+        registry.get(CHURN_MODEL),
+        registry.get(SEGMENTATION_MODEL),
+        registry.get(RECOMMENDATION_MODEL),
+    );
+    let explainer = match (&churn, args.explain) {
+        (Some(churn), 1..) => Some(explainer(&snapshot, churn)?),
+        _ => None,
+    };
+    let masks = match (
+        &policy,
+        recommender.as_ref().and_then(|r| r.catalogue.as_ref()),
+    ) {
+        (Some(p), Some(c)) => Some(Engagement::new(None).masks(p, c)),
+        _ => None,
+    };
+    let layout = columns::Layout {
+        ids: (snapshot.schema())
+            .and_then(|s| s.field_with_name(ID_COLUMN).ok())
+            .map_or(IdType::Str, |f| IdType::of(f.data_type())),
+        churn: churn.is_some(),
+        reasons: churn.is_some() && args.explain > 0,
+        segment: segmentation.is_some(),
+        offers: recommender.is_some(),
+        action: policy.is_some(),
+        error: registry
+            .all()
+            .iter()
+            .any(|m| m.spec.missing() == MissingPolicy::Reject),
+    };
+    let scorer = Scorer::new(
+        churn,
+        segmentation,
+        recommender,
+        policy,
+        masks,
+        explainer,
+        Ask {
+            offers: args.offers,
+            reasons: args.explain,
+        },
+        threads,
+        options,
+    );
+
+    let unit_rows = snapshot.unit_rows();
+    let unit_files: Vec<usize> = (0..unit_rows.len())
+        .map(|u| snapshot.unit_file(u).unwrap_or(0))
+        .collect();
+    let units = plan::shard_units(
+        &unit_files,
+        snapshot.source().files.len(),
+        args.shard.unwrap_or((0, 1)),
+    );
+    let chunks = plan::chunks(&unit_rows, units.clone(), CHUNK_ROWS);
+    let first_rows: Vec<u64> = chunks
+        .iter()
+        .map(|c| unit_rows[..c.start].iter().sum::<usize>() as u64)
+        .collect();
+    let total: usize = unit_rows[units].iter().sum();
+    let target = Target::of(&args.output, args.shard);
+    tracing::info!(
+        snapshot = %snapshot.source().path.display(),
+        rows = total,
+        chunks = chunks.len(),
+        threads,
+        models = ?args.models,
+        shard = ?args.shard,
+        "scoring"
+    );
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("score-{i}"))
+        .build()
+        .map_err(|e| BatchError::Thread(e.to_string()))?;
+    let top = args.top.map(|n| (n, args.rank_by));
+    let (sender, receiver) = crossbeam_channel::bounded::<Result<Chunk, BatchError>>(threads);
+    let (scorer, snapshot) = (Arc::new(scorer), Arc::new(snapshot));
+    let producer = std::thread::Builder::new()
+        .name("score-batch".into())
+        .spawn({
+            let (scorer, snapshot) = (scorer.clone(), snapshot.clone());
+            move || {
+                pool.install(|| {
+                    // Windows of one chunk per thread, sent in order: the output keeps the snapshot's order.
+                    for window in chunks.chunks(threads).zip(first_rows.chunks(threads)) {
+                        let results: Vec<Result<Chunk, BatchError>> = (window.0.par_iter())
+                            .zip(window.1.par_iter())
+                            .map(|(units, &first)| {
+                                let chunk = read::chunk(&snapshot, units.clone())?;
+                                let insights = scorer.score(&chunk)?;
+                                let rows = insights.len();
+                                Ok(match top {
+                                    Some((n, by)) => {
+                                        let mut best = TopN::new(n, by);
+                                        best.offer(first, insights);
+                                        Chunk {
+                                            rows,
+                                            out: Out::Top(best),
+                                        }
+                                    }
+                                    None => Chunk {
+                                        rows,
+                                        out: Out::Rows(layout.batch(&insights)?),
+                                    },
+                                })
+                            })
+                            .collect();
+                        for result in results {
+                            let failed = result.is_err();
+                            if sender.send(result).is_err() || failed {
+                                return;
+                            }
+                        }
+                    }
+                })
+            }
+        })
+        .map_err(|e| BatchError::Thread(e.to_string()))?;
+
+    let mut progress = progress::Progress::new(total);
+    let mut writer = match top {
+        Some(_) => None,
+        None => Some(write::PartWriter::create(&target, layout.schema())?),
+    };
+    let mut best = top.map(|(n, by)| TopN::new(n, by));
+    let mut rows = 0;
+    for result in receiver {
+        let chunk = result?;
+        rows += chunk.rows;
+        match (chunk.out, &mut writer, &mut best) {
+            (Out::Rows(batch), Some(w), _) => w.write(&batch)?,
+            (Out::Top(list), _, Some(best)) => best.merge(list),
+            _ => {}
+        }
+        progress.advance(chunk.rows);
+    }
+    let _ = producer.join();
+    if rows != total {
+        return Err(BatchError::Invalid(format!(
+            "scored {rows} of {total} rows: the scoring threads stopped early"
+        )));
+    }
+    progress.finish();
+    let written = match (writer, best) {
+        (Some(w), _) => w.publish()?,
+        (None, Some(best)) => {
+            let list = best.finish();
+            let mut w = write::PartWriter::create(&target, layout.schema())?;
+            w.write(&layout.batch(&list)?)?;
+            w.publish()?
+        }
+        (None, None) => 0,
+    };
+    Ok(Summary {
+        rows,
+        written,
+        elapsed: progress.elapsed(),
+        output: args.output.clone(),
+    })
+}
+
+/// One scored chunk, as the writer takes it.
+struct Chunk {
+    rows: usize,
+    out: Out,
+}
+
+enum Out {
+    Rows(arrow_array::RecordBatch),
+    Top(TopN),
+}
+
+/// Refuses flags that do not fit together, before anything is read.
+fn check_flags(args: &ScoreBatchArgs) -> Result<(), BatchError> {
+    let bad = |m: String| Err(BatchError::Invalid(m));
+    if args.models.is_empty() {
+        return bad(
+            "--models is empty: name at least one of churn, segmentation, recommendation".into(),
+        );
+    }
+    if let Some(unknown) = args.models.iter().find(|m| !MODELS.contains(&m.as_str())) {
+        return bad(format!(
+            "--models names '{unknown}'; score-batch scores {MODELS:?} (the models insights answer with)"
+        ));
+    }
+    let has = |m: &str| args.models.iter().any(|x| x == m);
+    if args.explain > 0 && !has(CHURN_MODEL) {
+        return bad("--explain gives churn reasons: add churn to --models".into());
+    }
+    match (args.top, args.rank_by) {
+        (Some(0), _) => return bad("--top must be at least 1".into()),
+        (Some(_), RankBy::ExpectedValue) if !args.insights => {
+            return bad(
+                "--rank-by expected_value needs --insights (the policy gives the expected value)"
+                    .into(),
+            );
+        }
+        (Some(_), RankBy::ChurnProbability) if !has(CHURN_MODEL) => {
+            return bad("--rank-by churn_probability needs churn in --models".into());
+        }
+        _ => {}
+    }
+    if args.insights && !args.policy.is_file() {
+        return bad(format!(
+            "--insights needs the engagement policy, and {} is not a file (--policy)",
+            args.policy.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The churn model's explainer built from the reference sample the server would draw from this snapshot.
+fn explainer(
+    snapshot: &crate::snapshot::load::OpenedSnapshot,
+    churn: &crate::model::ModelHandle,
+) -> Result<Arc<ModelExplainer>, BatchError> {
+    let ModelKind::Tabular(t) = &churn.spec.kind else {
+        return Err(BatchError::Invalid(format!(
+            "model '{}' is not tabular: no reasons to give",
+            churn.spec.name
+        )));
+    };
+    let features = churn.spec.feature_columns();
+    let rows = read::reference_sample(snapshot, &|chunk| chunk.layout(features))?;
+    let explainer = ModelExplainer::from_reference(
+        churn.trees.as_deref(),
+        rows,
+        features.len(),
+        0,
+        t.missing,
+        t.positive,
+        t.labels.len(),
+    )
+    .map_err(|e| BatchError::Invalid(format!("cannot explain '{}': {e}", churn.spec.name)))?;
+    Ok(Arc::new(explainer))
+}
