@@ -40,6 +40,7 @@ pub enum Command {
 
 /// What `score-batch --top N` ranks customers by (highest first; customers without a value are left out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum RankBy {
     /// The next best action's expected value (needs --insights).
     ExpectedValue,
@@ -98,6 +99,10 @@ pub struct ScoreBatchArgs {
     /// missing ones.
     #[arg(long, env = "CRMSCORE_BATCH_FINALIZE", requires = "shard")]
     pub finalize: bool,
+    /// Rows one thread reads and scores at a time (whole row groups, at least one): memory is a few such chunks
+    /// per thread.
+    #[arg(long, env = "CRMSCORE_BATCH_CHUNK_ROWS", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_rows: u64,
     /// Scoring threads, each with its own ONNX Runtime sessions (one intra-op thread each). Default: the cores.
     #[arg(long, env = "CRMSCORE_BATCH_THREADS")]
     pub threads: Option<usize>,

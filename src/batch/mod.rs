@@ -32,9 +32,6 @@ use plan::Target;
 use rank::TopN;
 use score::Scorer;
 
-/// Rows one thread reads and scores at a time (whole row groups; at least one).
-const CHUNK_ROWS: usize = 64 * 1024;
-
 /// Why a batch run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -197,7 +194,7 @@ pub fn run(args: &ScoreBatchArgs) -> Result<Summary, BatchError> {
         snapshot.source().files.len(),
         args.shard.unwrap_or((0, 1)),
     );
-    let chunks = plan::chunks(&unit_rows, units.clone(), CHUNK_ROWS);
+    let chunks = plan::chunks(&unit_rows, units.clone(), args.chunk_rows as usize);
     let first_rows: Vec<u64> = chunks
         .iter()
         .map(|c| unit_rows[..c.start].iter().sum::<usize>() as u64)

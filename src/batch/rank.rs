@@ -70,3 +70,50 @@ impl TopN {
         self.kept.into_iter().map(|(_, _, i)| i).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engagement::insights::Churn;
+    use crate::snapshot::CustomerId;
+
+    fn insight(id: i64, p: Option<f32>) -> Insight {
+        Insight {
+            customer_id: CustomerId::Int(id),
+            cold_start: false,
+            churn: p.map(|probability| Churn {
+                probability,
+                risk: None,
+                reasons: Vec::new(),
+            }),
+            segment: None,
+            offers: None,
+            next_best_action: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn keeps_the_best_in_order_across_chunks() {
+        let mut top = TopN::new(3, RankBy::ChurnProbability);
+        let probabilities = [0.1, 0.9, 0.5, 0.9, 0.2, 0.7, 0.3];
+        for (chunk, ps) in probabilities.chunks(2).enumerate() {
+            let mut part = TopN::new(3, RankBy::ChurnProbability);
+            let rows = ps.iter().enumerate();
+            part.offer(
+                2 * chunk as u64,
+                rows.map(|(i, &p)| insight((2 * chunk + i) as i64, Some(p)))
+                    .collect(),
+            );
+            top.merge(part);
+        }
+        top.offer(7, vec![insight(7, None)]);
+        let ids: Vec<String> = top
+            .finish()
+            .iter()
+            .map(|i| i.customer_id.to_string())
+            .collect();
+        // 0.9 (row 1), 0.9 (row 3: ties keep row order), 0.7; the customer without a value is left out.
+        assert_eq!(ids, ["1", "3", "5"]);
+    }
+}
