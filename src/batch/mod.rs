@@ -30,7 +30,7 @@ use crate::snapshot::load::ID_COLUMN;
 use columns::IdType;
 use plan::Target;
 use rank::TopN;
-use score::Scorer;
+use score::{Answering, Scorer};
 
 /// Why a batch run failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,9 @@ impl std::fmt::Display for Summary {
         )
     }
 }
+
+/// Most offers or reasons per customer (the insights route's limit).
+const MAX_PER_CUSTOMER: usize = 50;
 
 /// The models a batch run may score, by the role insights give them.
 const MODELS: [&str; 3] = [CHURN_MODEL, SEGMENTATION_MODEL, RECOMMENDATION_MODEL];
@@ -170,20 +173,19 @@ pub fn run(args: &ScoreBatchArgs) -> Result<Summary, BatchError> {
             .iter()
             .any(|m| m.spec.missing() == MissingPolicy::Reject),
     };
-    let scorer = Scorer::new(
+    let answering = Answering {
         churn,
         segmentation,
         recommender,
         policy,
         masks,
         explainer,
-        Ask {
+        ask: Ask {
             offers: args.offers,
             reasons: args.explain,
         },
-        threads,
-        options,
-    );
+    };
+    let scorer = Scorer::new(answering, threads, options);
 
     let unit_rows = snapshot.unit_rows();
     let unit_files: Vec<usize> = (0..unit_rows.len())
@@ -325,6 +327,11 @@ fn check_flags(args: &ScoreBatchArgs) -> Result<(), BatchError> {
     if let Some(unknown) = args.models.iter().find(|m| !MODELS.contains(&m.as_str())) {
         return bad(format!(
             "--models names '{unknown}'; score-batch scores {MODELS:?} (the models insights answer with)"
+        ));
+    }
+    if args.offers == 0 || args.offers > MAX_PER_CUSTOMER || args.explain > MAX_PER_CUSTOMER {
+        return bad(format!(
+            "--offers must be between 1 and {MAX_PER_CUSTOMER} and --explain at most {MAX_PER_CUSTOMER}, as over HTTP"
         ));
     }
     let has = |m: &str| args.models.iter().any(|x| x == m);

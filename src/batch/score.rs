@@ -19,8 +19,8 @@ use crate::snapshot::FeatureSnapshot;
 /// Most rows per ONNX Runtime call (bounds the session's working memory on large row groups).
 const ROWS_PER_CALL: usize = 8192;
 
-/// The models, policy and explainer of a run, and each scoring thread's sessions.
-pub struct Scorer {
+/// What a run answers with: its models, policy and explainer.
+pub struct Answering {
     /// The churn model, when scored.
     pub churn: Option<Arc<ModelHandle>>,
     /// The segmentation model, when scored.
@@ -35,6 +35,11 @@ pub struct Scorer {
     pub explainer: Option<Arc<ModelExplainer>>,
     /// Offers and reasons per customer.
     pub ask: Ask,
+}
+
+/// [`Answering`] and each scoring thread's sessions.
+pub struct Scorer {
+    answering: Answering,
     /// Per scoring thread (rayon's thread index; the last slot for any other thread): model name → session.
     sessions: Vec<Mutex<HashMap<String, Session>>>,
     options: SessionOptions,
@@ -42,26 +47,9 @@ pub struct Scorer {
 
 impl Scorer {
     /// A scorer for `threads` scoring threads whose sessions are opened on first use with `options`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        churn: Option<Arc<ModelHandle>>,
-        segmentation: Option<Arc<ModelHandle>>,
-        recommender: Option<Arc<ModelHandle>>,
-        policy: Option<Arc<Policy>>,
-        masks: Option<Arc<OfferMasks>>,
-        explainer: Option<Arc<ModelExplainer>>,
-        ask: Ask,
-        threads: usize,
-        options: SessionOptions,
-    ) -> Scorer {
+    pub fn new(answering: Answering, threads: usize, options: SessionOptions) -> Scorer {
         Scorer {
-            churn,
-            segmentation,
-            recommender,
-            policy,
-            masks,
-            explainer,
-            ask,
+            answering,
             sessions: (0..=threads).map(|_| Mutex::new(HashMap::new())).collect(),
             options,
         }
@@ -77,10 +65,11 @@ impl Scorer {
                 .map(|m| self.run_model(m, chunk, &ids, &rows, explainer))
                 .transpose()
         };
-        let churn = run(&self.churn, self.explainer.as_ref())?;
-        let segmentation = run(&self.segmentation, None)?;
-        let recommender = run(&self.recommender, None)?;
-        let features = self
+        let a = &self.answering;
+        let churn = run(&a.churn, a.explainer.as_ref())?;
+        let segmentation = run(&a.segmentation, None)?;
+        let recommender = run(&a.recommender, None)?;
+        let features = a
             .policy
             .as_ref()
             .map(|p| chunk.layout(p.features_used()))
@@ -95,9 +84,9 @@ impl Scorer {
             churn: churn.as_ref(),
             segmentation: segmentation.as_ref(),
             recommender: recommender.as_ref(),
-            policy: self.policy.as_ref(),
-            masks: self.masks.clone(),
-            ask: self.ask,
+            policy: a.policy.as_ref(),
+            masks: a.masks.clone(),
+            ask: a.ask,
         };
         Ok(ids
             .iter()
