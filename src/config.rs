@@ -101,7 +101,7 @@ pub struct ScoreBatchArgs {
     pub finalize: bool,
     /// Rows one thread reads and scores at a time (whole row groups, at least one): memory is a few such chunks
     /// per thread.
-    #[arg(long, env = "CRMSCORE_BATCH_CHUNK_ROWS", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "CRMSCORE_BATCH_CHUNK_ROWS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_rows: u64,
     /// Scoring threads, each with its own ONNX Runtime sessions (one intra-op thread each). Default: the cores.
     #[arg(long, env = "CRMSCORE_BATCH_THREADS")]

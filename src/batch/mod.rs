@@ -7,13 +7,12 @@ pub mod progress;
 pub mod rank;
 pub mod read;
 pub mod score;
+pub mod stream;
 pub mod write;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-use rayon::prelude::*;
 
 use crate::config::{Device, RankBy, ScoreBatchArgs};
 use crate::engagement::insights::{
@@ -29,7 +28,6 @@ use crate::snapshot::SnapshotError;
 use crate::snapshot::load::ID_COLUMN;
 use columns::IdType;
 use plan::Target;
-use rank::TopN;
 use score::{Answering, Scorer};
 
 /// Why a batch run failed.
@@ -213,107 +211,20 @@ pub fn run(args: &ScoreBatchArgs) -> Result<Summary, BatchError> {
         "scoring"
     );
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("score-{i}"))
-        .build()
-        .map_err(|e| BatchError::Thread(e.to_string()))?;
+    let work = stream::Work {
+        chunks,
+        first_rows,
+        total,
+    };
     let top = args.top.map(|n| (n, args.rank_by));
-    let (sender, receiver) = crossbeam_channel::bounded::<Result<Chunk, BatchError>>(threads);
-    let (scorer, snapshot) = (Arc::new(scorer), Arc::new(snapshot));
-    let producer = std::thread::Builder::new()
-        .name("score-batch".into())
-        .spawn({
-            let (scorer, snapshot) = (scorer.clone(), snapshot.clone());
-            move || {
-                pool.install(|| {
-                    // Windows of one chunk per thread, sent in order: the output keeps the snapshot's order.
-                    for window in chunks.chunks(threads).zip(first_rows.chunks(threads)) {
-                        let results: Vec<Result<Chunk, BatchError>> = (window.0.par_iter())
-                            .zip(window.1.par_iter())
-                            .map(|(units, &first)| {
-                                let chunk = read::chunk(&snapshot, units.clone())?;
-                                let insights = scorer.score(&chunk)?;
-                                let rows = insights.len();
-                                Ok(match top {
-                                    Some((n, by)) => {
-                                        let mut best = TopN::new(n, by);
-                                        best.offer(first, insights);
-                                        Chunk {
-                                            rows,
-                                            out: Out::Top(best),
-                                        }
-                                    }
-                                    None => Chunk {
-                                        rows,
-                                        out: Out::Rows(layout.batch(&insights)?),
-                                    },
-                                })
-                            })
-                            .collect();
-                        for result in results {
-                            let failed = result.is_err();
-                            if sender.send(result).is_err() || failed {
-                                return;
-                            }
-                        }
-                    }
-                })
-            }
-        })
-        .map_err(|e| BatchError::Thread(e.to_string()))?;
-
-    let mut progress = progress::Progress::new(total);
-    let mut writer = match top {
-        Some(_) => None,
-        None => Some(write::PartWriter::create(&target, layout.schema())?),
-    };
-    let mut best = top.map(|(n, by)| TopN::new(n, by));
-    let mut rows = 0;
-    for result in receiver {
-        let chunk = result?;
-        rows += chunk.rows;
-        match (chunk.out, &mut writer, &mut best) {
-            (Out::Rows(batch), Some(w), _) => w.write(&batch)?,
-            (Out::Top(list), _, Some(best)) => best.merge(list),
-            _ => {}
-        }
-        progress.advance(chunk.rows);
-    }
-    let _ = producer.join();
-    if rows != total {
-        return Err(BatchError::Invalid(format!(
-            "scored {rows} of {total} rows: the scoring threads stopped early"
-        )));
-    }
-    progress.finish();
-    let written = match (writer, best) {
-        (Some(w), _) => w.publish()?,
-        (None, Some(best)) => {
-            let list = best.finish();
-            let mut w = write::PartWriter::create(&target, layout.schema())?;
-            w.write(&layout.batch(&list)?)?;
-            w.publish()?
-        }
-        (None, None) => 0,
-    };
+    let (rows, written, elapsed) =
+        stream::run(snapshot, scorer, layout, work, threads, top, &target)?;
     Ok(Summary {
         rows,
         written,
-        elapsed: progress.elapsed(),
+        elapsed,
         output: args.output.clone(),
     })
-}
-
-/// One scored chunk, as the writer takes it.
-struct Chunk {
-    rows: usize,
-    out: Out,
-}
-
-enum Out {
-    Rows(arrow_array::RecordBatch),
-    Top(TopN),
 }
 
 /// Refuses flags that do not fit together, before anything is read.

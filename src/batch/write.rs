@@ -9,10 +9,11 @@ use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::BatchError;
 use super::plan::{Target, part_name};
-use crate::snapshot::load::SUCCESS_MARKER;
+use crate::snapshot::load::{ID_COLUMN, SUCCESS_MARKER};
 
 /// Rows per output row group: bounds what the writer buffers.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -69,6 +70,8 @@ impl PartWriter {
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            // Ids are unique: a dictionary would only be built to be thrown away.
+            .set_column_dictionary_enabled(ColumnPath::from(ID_COLUMN), false)
             .build();
         let writer =
             ArrowWriter::try_new(file, schema, Some(properties)).map_err(|e| io(&temporary, e))?;
