@@ -272,7 +272,7 @@ fn check_flags(args: &ScoreBatchArgs) -> Result<(), BatchError> {
 }
 
 /// The churn model's explainer built from the reference sample the server would draw from this snapshot.
-fn explainer(
+pub fn explainer(
     snapshot: &crate::snapshot::load::OpenedSnapshot,
     churn: &crate::model::ModelHandle,
 ) -> Result<Arc<ModelExplainer>, BatchError> {
