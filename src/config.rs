@@ -41,6 +41,9 @@ pub enum Command {
     /// Join a model's logged decisions to the outcomes that followed and report, overall and per group of a
     /// snapshot column, customers scored, mean score, churn rate, ROC AUC, calibration and chosen-action rates.
     Report(ReportArgs),
+    /// Score every customer of a snapshot with the served models, manifests and policy, streaming Parquet in
+    /// and out (the nightly batch path; same answers as the HTTP routes).
+    ScoreBatch(ScoreBatchArgs),
 }
 
 /// Arguments of `crmscore erase`.
@@ -113,6 +116,93 @@ pub enum ReportFormat {
     Text,
     /// One JSON document.
     Json,
+}
+
+/// What `score-batch --top N` ranks customers by (highest first; customers without a value are left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum RankBy {
+    /// The next best action's expected value (needs --insights).
+    ExpectedValue,
+    /// The churn probability.
+    ChurnProbability,
+}
+
+/// Arguments of `crmscore score-batch`.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreBatchArgs {
+    /// The snapshot to score: a Parquet file, a part folder with _SUCCESS, or a folder of snapshots (its newest).
+    #[arg(long, env = "CRMSCORE_SNAPSHOT")]
+    pub snapshot: PathBuf,
+    /// Where to write: a file ending in .parquet, else a folder of part files completed by _SUCCESS (always a
+    /// folder with --shard). Written under hidden temporary names and renamed when complete.
+    #[arg(long, env = "CRMSCORE_BATCH_OUTPUT")]
+    pub output: PathBuf,
+    /// Models to score with, by folder name (of churn, segmentation, recommendation).
+    #[arg(
+        long,
+        env = "CRMSCORE_BATCH_MODELS",
+        value_delimiter = ',',
+        default_value = "churn"
+    )]
+    pub models: Vec<String>,
+    /// Model repository holding those folders.
+    #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
+    pub model_repository: PathBuf,
+    /// Churn reasons per customer (the largest contributions; 0: none).
+    #[arg(long, env = "CRMSCORE_BATCH_EXPLAIN", default_value_t = 0)]
+    pub explain: usize,
+    /// Offers (recommended items) per customer, when the recommendation model is scored.
+    #[arg(long, env = "CRMSCORE_BATCH_OFFERS", default_value_t = 3)]
+    pub offers: usize,
+    /// Also choose each customer's next best action (and its expected value) with the engagement policy.
+    #[arg(long, env = "CRMSCORE_BATCH_INSIGHTS")]
+    pub insights: bool,
+    /// Engagement policy file used by --insights.
+    #[arg(
+        long,
+        env = "CRMSCORE_POLICY",
+        default_value = "policies/engagement.toml"
+    )]
+    pub policy: PathBuf,
+    /// Write only the N highest-ranked customers (a call list, best first) instead of every customer.
+    #[arg(long, env = "CRMSCORE_BATCH_TOP")]
+    pub top: Option<usize>,
+    /// What --top ranks by.
+    #[arg(long, env = "CRMSCORE_BATCH_RANK_BY", value_enum, default_value_t = RankBy::ExpectedValue)]
+    pub rank_by: RankBy,
+    /// Score only part i of N (0-based, e.g. 3/8): disjoint row groups or part files of the snapshot, written as
+    /// its own part file; the shard that completes the set writes _SUCCESS. Default: the whole snapshot.
+    #[arg(long, env = "CRMSCORE_BATCH_SHARD", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Score nothing: write _SUCCESS in --output when every part of --shard's N is there, else fail naming the
+    /// missing ones.
+    #[arg(long, env = "CRMSCORE_BATCH_FINALIZE", requires = "shard")]
+    pub finalize: bool,
+    /// Rows one thread reads and scores at a time (whole row groups, at least one): memory is a few such chunks
+    /// per thread.
+    #[arg(long, env = "CRMSCORE_BATCH_CHUNK_ROWS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_rows: u64,
+    /// Scoring threads, each with its own ONNX Runtime sessions (one intra-op thread each). Default: the cores.
+    #[arg(long, env = "CRMSCORE_BATCH_THREADS")]
+    pub threads: Option<usize>,
+    /// Shared library of ONNX Runtime (default: as for serve).
+    #[arg(long, env = "CRMSCORE_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+/// Parses `i/N` with i < N.
+fn parse_shard(value: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{value}' is not a shard: write i/N with 0 <= i < N, e.g. 0/4");
+    let (i, n) = value.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// Arguments of `crmscore check-policy`.
@@ -632,6 +722,33 @@ mod tests {
         assert_eq!(cfg.feedback_options().decision_sample, 0.25);
         let err = parse(&["--decision-log-sample-insights", "1.5"]).unwrap_err();
         assert!(err.contains("from 0 to 1"), "{err}");
+    }
+
+    #[test]
+    fn score_batch_flags() {
+        let cli = Cli::try_parse_from([
+            "crmscore",
+            "score-batch",
+            "--snapshot",
+            "s.parquet",
+            "--output",
+            "out",
+            "--models",
+            "churn,segmentation",
+            "--shard",
+            "2/4",
+        ])
+        .unwrap();
+        let Command::ScoreBatch(args) = cli.command else {
+            panic!("expected score-batch")
+        };
+        assert_eq!(args.models, ["churn", "segmentation"]);
+        assert_eq!(args.shard, Some((2, 4)));
+        assert_eq!((args.explain, args.offers, args.insights), (0, 3, false));
+        assert_eq!(args.rank_by, RankBy::ExpectedValue);
+        for bad in ["4/4", "1", "a/2", "0/0"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

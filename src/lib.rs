@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod api_keys;
+pub mod batch;
 pub mod batching;
 pub mod config;
 pub mod engagement;

@@ -363,6 +363,22 @@ pub fn submit_customers_until(
         ),
         false => None,
     };
+    let (items, input, scored_rows) = gather_customers(&model, snapshot, ids, rows)?;
+    let mut pending = submit(model, items, input, scored_rows, explainer, deadline)?;
+    pending.snapshot = Some(snapshot.clone());
+    pending.snapshot_rows = rows.to_vec();
+    Ok(pending)
+}
+
+/// The model input of customers `ids` found at snapshot `rows` (from [`lookup`]): their features in model order
+/// with the model's missing-value policy applied, one outcome per id (the input row, or why there is none), and
+/// the number of input rows.
+pub fn gather_customers(
+    model: &ModelHandle,
+    snapshot: &FeatureSnapshot,
+    ids: &[CustomerId],
+    rows: &[Option<usize>],
+) -> Result<(Vec<ItemOutcome>, Vec<f32>, usize), ScoreError> {
     let (features, missing) = (model.spec.feature_columns(), model.spec.missing());
     let layout = model.layout_in(snapshot).map_err(|column| {
         ScoreError::NotReady(format!(
@@ -400,10 +416,7 @@ pub fn submit_customers_until(
             }
         }
     }
-    let mut pending = submit(model, items, input, scored_rows, explainer, deadline)?;
-    pending.snapshot = Some(snapshot.clone());
-    pending.snapshot_rows = rows.to_vec();
-    Ok(pending)
+    Ok((items, input, scored_rows))
 }
 
 /// Submits float rows, keeping a copy of them when they are explained (reasons show the values).

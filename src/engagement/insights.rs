@@ -31,7 +31,7 @@ pub struct Engagement {
 }
 
 /// Per rule, the catalogue items its offer filter allows (None: the rule has no filter).
-struct OfferMasks {
+pub struct OfferMasks {
     policy: usize,
     catalogue: usize,
     rules: Vec<Option<Vec<bool>>>,
@@ -47,7 +47,7 @@ impl Engagement {
     }
 
     /// The allow-masks of `policy`'s offer filters over `catalogue`, computed once per (policy, catalogue).
-    fn masks(&self, policy: &Arc<Policy>, catalogue: &Catalogue) -> Arc<OfferMasks> {
+    pub fn masks(&self, policy: &Arc<Policy>, catalogue: &Catalogue) -> Arc<OfferMasks> {
         let (p, c) = (
             Arc::as_ptr(policy) as usize,
             catalogue as *const Catalogue as usize,
@@ -317,7 +317,7 @@ pub async fn insights(
     let results = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| parts.insight(i, id, rows[i], features.as_ref(), state))
+        .map(|(i, id)| parts.insight(i, id, rows[i], features.as_ref(), Some(&state.metrics)))
         .collect();
     let models = [&churn, &segmentation, &recommender]
         .into_iter()
@@ -345,25 +345,35 @@ async fn wait(pending: Option<Pending>) -> Result<Option<Scored>, ScoreError> {
     }
 }
 
-/// What one request's customers are answered from.
-struct Parts<'a> {
-    snapshot: &'a FeatureSnapshot,
-    churn: Option<&'a Scored>,
-    segmentation: Option<&'a Scored>,
-    recommender: Option<&'a Scored>,
-    policy: Option<&'a Arc<Policy>>,
-    masks: Option<Arc<OfferMasks>>,
-    ask: Ask,
+/// What one request's (or one batch chunk's) customers are answered from: the HTTP route and `score-batch` both
+/// answer each customer with [`Parts::insight`].
+pub struct Parts<'a> {
+    /// The snapshot the customers' features (and owned items) are read from.
+    pub snapshot: &'a FeatureSnapshot,
+    /// The churn model's answers, per customer in order (None: not served or not asked).
+    pub churn: Option<&'a Scored>,
+    /// The segmentation model's answers.
+    pub segmentation: Option<&'a Scored>,
+    /// The recommender's answers.
+    pub recommender: Option<&'a Scored>,
+    /// The engagement policy choosing next best actions.
+    pub policy: Option<&'a Arc<Policy>>,
+    /// The policy's offer-filter masks over the recommender's catalogue ([`Engagement::masks`]).
+    pub masks: Option<Arc<OfferMasks>>,
+    /// Offers and reasons per customer.
+    pub ask: Ask,
 }
 
 impl Parts<'_> {
-    fn insight(
+    /// The insight of the `i`-th customer `id`, found at snapshot row `row`; `features` is where the policy's
+    /// features sit in the snapshot's rows. Decisions are counted in `metrics` when given.
+    pub fn insight(
         &self,
         i: usize,
         id: &CustomerId,
         row: Option<usize>,
         features: Option<&crate::snapshot::Layout>,
-        state: &AppState,
+        metrics: Option<&crate::telemetry::Metrics>,
     ) -> Insight {
         let churn = self.churn.and_then(|s| churn_of(s, i, self.ask.reasons));
         let segment = self.segmentation.and_then(|s| segment_of(s, i));
@@ -411,9 +421,8 @@ impl Parts<'_> {
         if row.is_none() && decision.is_none() {
             return unknown(id, self.snapshot);
         }
-        if let Some((d, _)) = &decision {
-            state
-                .metrics
+        if let (Some((d, _)), Some(metrics)) = (&decision, metrics) {
+            metrics
                 .decisions
                 .with_label_values(&[d.rule, d.action.as_str()])
                 .inc();

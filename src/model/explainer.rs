@@ -80,13 +80,35 @@ impl ModelExplainer {
         output_width: usize,
     ) -> Result<ModelExplainer, String> {
         let width = layout.width();
-        let picked =
-            sampling::reference_sample(snapshot.rows(), sampling::DEFAULT_MAX_REFERENCE_ROWS, SEED);
+        let picked = reference_rows(snapshot.rows());
         let mut rows = Vec::with_capacity(picked.len() * width);
         // Erased customers' rows are blanked and must not shape anyone's explanation.
         for &row in picked.iter().filter(|&&row| !snapshot.is_hidden(row)) {
             snapshot.gather(row, layout, &mut rows);
         }
+        Self::from_reference(
+            trees,
+            rows,
+            width,
+            snapshot.serial(),
+            missing,
+            positive,
+            output_width,
+        )
+    }
+
+    /// Builds an explainer from the reference sample itself: the rows [`reference_rows`] picks, in that order,
+    /// `width` model features each (what [`ModelExplainer::build`] gathers; the batch command reads them from
+    /// a snapshot it streams). `snapshot` is the serial it is cached under.
+    pub fn from_reference(
+        trees: Option<&TreeModel>,
+        mut rows: Vec<f32>,
+        width: usize,
+        snapshot: u64,
+        missing: MissingPolicy,
+        positive: usize,
+        output_width: usize,
+    ) -> Result<ModelExplainer, String> {
         let (method, space) = match trees {
             Some(model) => {
                 // The model sees missing values as its policy says; so do the covers.
@@ -124,7 +146,7 @@ impl ModelExplainer {
             }
         };
         Ok(ModelExplainer {
-            snapshot: snapshot.serial(),
+            snapshot,
             width,
             method,
             space,
@@ -198,6 +220,11 @@ impl ModelExplainer {
         }
         Ok(out)
     }
+}
+
+/// The rows of a snapshot of `n_rows` customers whose features form an explainer's reference sample, ascending.
+pub fn reference_rows(n_rows: usize) -> Vec<usize> {
+    sampling::reference_sample(n_rows, sampling::DEFAULT_MAX_REFERENCE_ROWS, SEED)
 }
 
 /// A model's explainer for the snapshot it was last built for, shared by requests without locks.

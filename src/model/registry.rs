@@ -365,6 +365,23 @@ impl ModelRegistry {
         Ok(registry)
     }
 
+    /// Loads only the model folders `names` of `dir`, failing on the first that does not load (for commands
+    /// that need a few models, such as `score-batch`).
+    pub fn load_named(
+        dir: &Path,
+        names: &[String],
+        overrides: &BatchingOverrides,
+        options: &SessionOptions,
+        metrics: &Metrics,
+    ) -> Result<ModelRegistry, ModelError> {
+        let registry = Self::empty(dir, overrides, options);
+        for name in names {
+            let handle = Self::start_model(&dir.join(name), overrides, options, metrics)?;
+            registry.serve(Arc::new(handle), metrics);
+        }
+        Ok(registry)
+    }
+
     /// Loads every model folder of `dir` like [`ModelRegistry::load`], but serves those that load: a folder that
     /// does not is remembered as not ready with its reason (logged at ERROR), and an unreadable or empty `dir`
     /// gives a registry serving nothing. The watcher retries a failed folder when its files change.

@@ -217,6 +217,39 @@ pub fn load_snapshot_with(
     columns: &[String],
     owned: Option<&str>,
 ) -> Result<FeatureSnapshot, SnapshotError> {
+    let opened = open_snapshot(source, columns, owned)?;
+    if opened.rows() > u32::MAX as usize {
+        return Err(SnapshotError::Invalid {
+            path: source.path.clone(),
+            message: format!(
+                "{} rows is more than this server indexes ({})",
+                opened.rows(),
+                u32::MAX
+            ),
+        });
+    }
+    let mut snapshot = opened.decode(0..opened.units.len())?;
+    snapshot.version = source.name.clone();
+    Ok(snapshot)
+}
+
+/// A snapshot whose footers are read and schemas checked, ready to decode all or some of its row groups.
+pub struct OpenedSnapshot {
+    source: SnapshotSource,
+    columns: Vec<String>,
+    metas: Vec<ArrowReaderMetadata>,
+    string_ids: bool,
+    owned: Option<String>,
+    units: Vec<Unit>,
+}
+
+/// Reads the footers of `source`'s files and checks their schemas for `columns` (and the list column `owned`,
+/// used only when every file has it), with the messages of the server's loader; refuses a snapshot without rows.
+pub fn open_snapshot(
+    source: &SnapshotSource,
+    columns: &[String],
+    owned: Option<&str>,
+) -> Result<OpenedSnapshot, SnapshotError> {
     let mut metas = Vec::with_capacity(source.files.len());
     let mut string_ids = None;
     for path in &source.files {
@@ -273,63 +306,96 @@ pub fn load_snapshot_with(
                 })
         })
         .collect();
-    let total_rows: usize = units.iter().map(|u| u.rows).sum();
-    if total_rows == 0 {
+    let opened = OpenedSnapshot {
+        source: source.clone(),
+        columns: columns.to_vec(),
+        metas,
+        string_ids,
+        owned: owned.map(str::to_string),
+        units,
+    };
+    if opened.rows() == 0 {
         return Err(SnapshotError::Invalid {
             path: source.path.clone(),
             message: "the snapshot has no rows".into(),
         });
     }
-    if total_rows > u32::MAX as usize {
-        return Err(SnapshotError::Invalid {
-            path: source.path.clone(),
-            message: format!(
-                "{total_rows} rows is more than this server indexes ({})",
-                u32::MAX
-            ),
-        });
+    Ok(opened)
+}
+
+impl OpenedSnapshot {
+    /// Rows of every file together.
+    pub fn rows(&self) -> usize {
+        self.units.iter().map(|u| u.rows).sum()
     }
 
-    let width = columns.len();
-    let mut matrix = vec![0.0_f32; total_rows * width];
-    let mut slices = Vec::with_capacity(units.len());
-    let mut rest = matrix.as_mut_slice();
-    for unit in &units {
-        let (head, tail) = rest.split_at_mut(unit.rows * width);
-        slices.push(head);
-        rest = tail;
+    /// Rows of each row group of each file, in file then row-group order.
+    pub fn unit_rows(&self) -> Vec<usize> {
+        self.units.iter().map(|u| u.rows).collect()
     }
-    let decoded: Vec<(IdChunk, Option<OwnedChunk>)> = units
-        .par_iter()
-        .zip(slices.into_par_iter())
-        .map(|(unit, dst)| {
-            let path = &source.files[unit.file];
-            decode_unit(
-                path,
-                &metas[unit.file],
-                unit,
-                columns,
-                owned,
-                string_ids,
-                dst,
-            )
-        })
-        .collect::<Result<_, _>>()?;
-    let (chunks, owned_chunks): (Vec<IdChunk>, Vec<Option<OwnedChunk>>) =
-        decoded.into_iter().unzip();
 
-    let index = build_index(&source.path, chunks, total_rows)?;
-    let owned_items = owned.map(|_| merge_owned(owned_chunks.into_iter().flatten()));
-    let mut snapshot = FeatureSnapshot::new(
-        source.name.clone(),
-        source.path.clone(),
-        columns.to_vec(),
-        matrix,
-        index,
-    );
-    snapshot.produced_at = source.modified;
-    snapshot.owned = owned_items;
-    Ok(snapshot)
+    /// The file of row-group unit `unit` (files in order, then their row groups).
+    pub fn unit_file(&self, unit: usize) -> Option<usize> {
+        self.units.get(unit).map(|u| u.file)
+    }
+
+    /// The snapshot this was opened from.
+    pub fn source(&self) -> &SnapshotSource {
+        &self.source
+    }
+
+    /// The Arrow schema of the first file.
+    pub fn schema(&self) -> Option<&Schema> {
+        self.metas.first().map(|m| m.schema().as_ref())
+    }
+
+    /// Decodes row-group units `range` (in [`OpenedSnapshot::unit_rows`] order) into a snapshot of their rows
+    /// alone, row groups in parallel; its version is `source name#first-last`.
+    pub fn decode(&self, range: std::ops::Range<usize>) -> Result<FeatureSnapshot, SnapshotError> {
+        let units = &self.units[range.clone()];
+        let (source, columns, owned) = (&self.source, &self.columns, self.owned.as_deref());
+        let total_rows: usize = units.iter().map(|u| u.rows).sum();
+        let width = columns.len();
+        let mut matrix = vec![0.0_f32; total_rows * width];
+        let mut slices = Vec::with_capacity(units.len());
+        let mut rest = matrix.as_mut_slice();
+        for unit in units {
+            let (head, tail) = rest.split_at_mut(unit.rows * width);
+            slices.push(head);
+            rest = tail;
+        }
+        let decoded: Vec<(IdChunk, Option<OwnedChunk>)> = units
+            .par_iter()
+            .zip(slices.into_par_iter())
+            .map(|(unit, dst)| {
+                let path = &source.files[unit.file];
+                decode_unit(
+                    path,
+                    &self.metas[unit.file],
+                    unit,
+                    columns,
+                    owned,
+                    self.string_ids,
+                    dst,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let (chunks, owned_chunks): (Vec<IdChunk>, Vec<Option<OwnedChunk>>) =
+            decoded.into_iter().unzip();
+
+        let index = build_index(&source.path, chunks, total_rows)?;
+        let owned_items = owned.map(|_| merge_owned(owned_chunks.into_iter().flatten()));
+        let mut snapshot = FeatureSnapshot::new(
+            format!("{}#{}-{}", source.name, range.start, range.end),
+            source.path.clone(),
+            columns.to_vec(),
+            matrix,
+            index,
+        );
+        snapshot.produced_at = source.modified;
+        snapshot.owned = owned_items;
+        Ok(snapshot)
+    }
 }
 
 /// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix).
