@@ -504,3 +504,93 @@ fn logs_never_carry_customer_ids_or_texts_even_at_trace() {
         assert!(leaks.is_empty(), "{secret} leaked into the log: {leaks:#?}");
     }
 }
+
+/// The customer ids in every Parquet file under `dir` (the feedback log's day folders), read back with pyarrow.
+fn logged_customers(python: &Path, dir: &Path) -> Vec<String> {
+    let script = "import sys, pathlib, pyarrow.parquet as pq\n\
+        for f in sorted(pathlib.Path(sys.argv[1]).rglob('part-*.parquet')):\n\
+        \x20   for c in pq.read_table(f, columns=['customer_id']).column('customer_id').to_pylist():\n\
+        \x20       print(c)\n";
+    run_python(python, script, &[dir.to_str().unwrap()])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn erasure_removes_the_customer_from_the_outcome_and_decision_logs() {
+    let Some(python) = dataeng_python() else {
+        return;
+    };
+    let state = TempDir::new("erase-feedback-state");
+    let feedback = TempDir::new("erase-feedback-logs");
+    let mut cfg = with_state(&sample_snapshot(), state.path());
+    cfg.feedback_dir = Some(feedback.path().to_path_buf());
+    let server = start_ready(cfg);
+    let (erased, kept) = ("C0000003", "C0000004");
+    // A logged decision (insights are sampled at 1.0) and an outcome for each, compacted into Parquet at once.
+    let (status, body) = post(
+        &server,
+        "/v1/insights",
+        &json!({"customer_ids": [erased, kept]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<Value> = [erased, kept]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"event_id": format!("ev-{i}"), "customer_id": c, "action": "retention_call",
+                   "outcome": "retained", "occurred_at": "2026-12-01T10:00:00Z"})
+        })
+        .collect();
+    let (status, body) = post(&server, "/v1/outcomes", &json!({ "events": events }));
+    assert_eq!(status, 200, "{body}");
+    server
+        .state
+        .feedback
+        .as_ref()
+        .unwrap()
+        .compact_now()
+        .unwrap();
+    // One more outcome stays in the write-ahead log only: erasure must reach it there too.
+    let late = json!({"events": [{"event_id": "ev-late", "customer_id": erased, "action": "retention_call",
+                                   "outcome": "churned", "occurred_at": "2026-12-01T11:00:00Z"}]});
+    assert_eq!(post(&server, "/v1/outcomes", &late).0, 200);
+    let before = logged_customers(&python, feedback.path());
+    assert_eq!(
+        before.iter().filter(|c| *c == erased).count(),
+        2,
+        "{before:?}"
+    );
+
+    let (status, report) = erase(&server, erased, Some(ADMIN));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["rows_removed"], 3,
+        "two in Parquet, one in the log: {report}"
+    );
+    let files = report["files_rewritten"].as_array().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f["path"].as_str().unwrap().contains("wal")),
+        "{report}"
+    );
+
+    server
+        .state
+        .feedback
+        .as_ref()
+        .unwrap()
+        .compact_now()
+        .unwrap();
+    let after = logged_customers(&python, feedback.path());
+    assert!(!after.iter().any(|c| c == erased), "{after:?}");
+    assert_eq!(after.iter().filter(|c| *c == kept).count(), 2, "{after:?}");
+    let audit = audit_lines(state.path());
+    assert_eq!(
+        audit.last().unwrap()["files"].as_array().unwrap().len(),
+        files.len()
+    );
+    server.stop();
+}

@@ -32,32 +32,26 @@ fn server() -> &'static RunningServer {
 
 /// A feedback folder holding one churn decision (the decisions schema of the feedback log), kept for the run.
 fn feedback_folder() -> PathBuf {
-    use arrow_array::{
-        ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    };
-    use std::sync::Arc;
+    use crmscore::feedback::event::{DecisionRow, Row};
+    use crmscore::feedback::table::{Kind, to_batch};
     static DIR: OnceLock<TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| TempDir::new("openapi-feedback")).path();
     let day = dir.join("decisions/date=2026-12-01");
     std::fs::create_dir_all(&day).unwrap();
-    let text = |v: &str| Arc::new(StringArray::from(vec![v])) as ArrayRef;
-    let batch = RecordBatch::try_from_iter([
-        ("decision_id", text("d-openapi-1")),
-        ("customer_id", text("C0000000")),
-        (
-            "decided_at",
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![1_764_547_200_000_000]).with_timezone("UTC"),
-            ) as ArrayRef,
-        ),
-        ("model", text("churn")),
-        (
-            "score",
-            Arc::new(Float64Array::from(vec![0.25])) as ArrayRef,
-        ),
-        ("action", text("retention_offer")),
-    ])
-    .unwrap();
+    // Written by the feedback log's own table code: the file is what the server's log writes.
+    let decision = Row::Decision(DecisionRow {
+        decision_id: "d-openapi-1".into(),
+        customer_id: Some("C0000000".into()),
+        decided_at: 1_764_547_200_000_000,
+        route: "insights".into(),
+        model: "churn".into(),
+        model_version: "1".into(),
+        models: "churn=1".into(),
+        score: Some(0.25),
+        action: Some("retention_offer".into()),
+        ..DecisionRow::default()
+    });
+    let batch = to_batch(Kind::Decisions, &[&decision]).unwrap();
     write_parquet(&day.join("part-00000.parquet"), &[batch]);
     std::fs::write(day.join("_SUCCESS"), b"").unwrap();
     dir.to_path_buf()

@@ -270,10 +270,27 @@ fn server(dir: &Path) -> &'static RunningServer {
     static S: OnceLock<RunningServer> = OnceLock::new();
     S.get_or_init(|| {
         let mut config = config(&dir.join("snapshot.parquet"));
-        config.feedback_dir = Some(dir.join("feedback"));
+        // A copy: the server's outcome log closes past days (writes _SUCCESS) in the folder it owns, which would
+        // change the open days the CLI tests read from the fixture.
+        let served = dir.join("served-feedback");
+        copy_tree(&dir.join("feedback"), &served);
+        config.feedback_dir = Some(served);
         config.admin_token = Some(TOKEN.into());
         start_ready(config)
     })
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 fn admin_get(server: &RunningServer, path: &str, token: Option<&str>) -> (u16, Value) {

@@ -395,6 +395,11 @@ impl Served {
                 true => &[][..],
                 false => &["--state-dir", ""][..],
             })
+            // No outcome log either (it would land in ./feedback of the repository).
+            .args(match args.contains(&"--feedback-dir") {
+                true => &[][..],
+                false => &["--feedback-dir", ""][..],
+            })
             .arg("--models")
             .arg(models())
             .arg("--snapshots")
@@ -523,4 +528,19 @@ pub fn run_python(python: &Path, script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `v` with every `decision_id` field removed: each reply carries fresh ids, so two answers to the same request
+/// compare equal only without them.
+pub fn without_decision_ids(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "decision_id")
+                .map(|(k, v)| (k.clone(), without_decision_ids(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_decision_ids).collect()),
+        other => other.clone(),
+    }
 }
