@@ -28,17 +28,7 @@ fn server() -> &'static RunningServer {
 
 /// The venv's python, or None (after saying why) when the venv is missing and this is not CI.
 fn python() -> Option<PathBuf> {
-    let python = repo().join(".venv-triton/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    let why = format!(
-        "{} is missing: run `scripts/setup-python.sh --triton` (scripts/test.sh does) to check tritonclient interop",
-        python.display()
-    );
-    assert!(std::env::var_os("CI").is_none(), "CI is set and {why}");
-    println!("SKIPPED: {why}");
-    None
+    venv_python(".venv-triton", "--triton")
 }
 
 /// Runs the check for one protocol, printing every client call it made; panics with its output on a failure.

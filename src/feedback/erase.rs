@@ -101,18 +101,12 @@ mod tests {
     use crate::feedback::event::{DecisionRow, OutcomeRow, Row};
 
     fn outcome(id: &str, customer: &str) -> Row {
-        Row::Outcome(OutcomeRow {
-            event_id: id.into(),
-            customer_id: customer.into(),
-            decision_id: None,
-            action: "call".into(),
-            item_id: None,
-            channel: None,
-            outcome: "churned".into(),
-            occurred_at: 1_796_043_900_000_000,
-            recorded_at: 1_796_043_900_000_000,
-            note: Some("private".into()),
-        })
+        Row::Outcome(OutcomeRow::sample(
+            id,
+            customer,
+            "churned",
+            1_796_043_900_000_000,
+        ))
     }
 
     #[test]

@@ -49,6 +49,25 @@ pub struct OutcomeRow {
     pub note: Option<String>,
 }
 
+#[cfg(test)]
+impl OutcomeRow {
+    /// A test row: a call with `outcome`, recorded at `at` (µs since the epoch, occurred then too).
+    pub(crate) fn sample(event_id: &str, customer_id: &str, outcome: &str, at: i64) -> OutcomeRow {
+        OutcomeRow {
+            event_id: event_id.into(),
+            customer_id: customer_id.into(),
+            decision_id: None,
+            action: "call".into(),
+            item_id: None,
+            channel: None,
+            outcome: outcome.into(),
+            occurred_at: at,
+            recorded_at: at,
+            note: Some("private".into()),
+        }
+    }
+}
+
 /// One logged decision: a customer answered in a sampled scoring or insights reply (the `decisions` schema).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DecisionRow {

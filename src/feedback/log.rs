@@ -262,16 +262,8 @@ mod tests {
 
     fn event(id: &str, customer: &str) -> OutcomeRow {
         OutcomeRow {
-            event_id: id.into(),
-            customer_id: customer.into(),
-            decision_id: None,
-            action: "call".into(),
-            item_id: None,
-            channel: None,
-            outcome: "retained".into(),
-            occurred_at: 1,
             recorded_at: 0,
-            note: None,
+            ..OutcomeRow::sample(id, customer, "retained", 1)
         }
     }
 

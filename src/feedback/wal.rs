@@ -186,18 +186,7 @@ mod tests {
     use crate::feedback::event::OutcomeRow;
 
     fn row(id: &str) -> Row {
-        Row::Outcome(OutcomeRow {
-            event_id: id.into(),
-            customer_id: "C1".into(),
-            decision_id: None,
-            action: "call".into(),
-            item_id: None,
-            channel: None,
-            outcome: "retained".into(),
-            occurred_at: 1,
-            recorded_at: 2,
-            note: Some("n".into()),
-        })
+        Row::Outcome(OutcomeRow::sample(id, "C1", "retained", 2))
     }
 
     #[test]

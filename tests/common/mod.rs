@@ -500,12 +500,18 @@ pub fn wait_ready_at(base: &str) {
 /// The python of `.venv-dataeng` (pyarrow, pandas, DuckDB, scikit-learn, onnxruntime), or None after saying why
 /// when it is missing and this is not CI (under CI a missing venv fails the test: scripts/test.sh makes it).
 pub fn dataeng_python() -> Option<PathBuf> {
-    let python = repo().join(".venv-dataeng/bin/python");
+    venv_python(".venv-dataeng", "--dataeng")
+}
+
+/// The python of the repository's `venv` (made by `scripts/setup-python.sh flag`), or None after saying why when
+/// it is missing and this is not CI (under CI a missing venv fails the test: scripts/test.sh makes every one).
+pub fn venv_python(venv: &str, flag: &str) -> Option<PathBuf> {
+    let python = repo().join(venv).join("bin/python");
     if python.is_file() {
         return Some(python);
     }
     let why = format!(
-        "{} is missing: run `scripts/setup-python.sh --dataeng` (scripts/test.sh does)",
+        "{} is missing: run `scripts/setup-python.sh {flag}` (scripts/test.sh does)",
         python.display()
     );
     assert!(std::env::var_os("CI").is_none(), "CI is set and {why}");
