@@ -62,7 +62,7 @@ lib_args=()
 log "starting crmscore on $DEVICE ($PRECISION) on CPUs $SERVER_CPUS ..."
 # shellcheck disable=SC2086
 taskset -c "$SERVER_CPUS" "$bin" serve --bind "127.0.0.1:$PORT" --models "$models" \
-  --snapshots "$root/snapshots/customers-sample.parquet" --policy "" --state-dir "" --device "$DEVICE" \
+  --snapshots "$root/snapshots/customers-sample.parquet" --policy "" --state-dir "" --feedback-dir "" --device "$DEVICE" \
   "${lib_args[@]}" $CRMSCORE_ARGS >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 600); do

@@ -121,7 +121,7 @@ for v in CONCURRENCY SNAPSHOT_CUSTOMERS BATCH_IDS BATCH_CONCURRENCY RECOMMEND_K 
 done
 for c in $SWEEP; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "SWEEP must list positive integers, got '$SWEEP'"; done
 for k in $SCENARIOS; do
-  [[ "$k" =~ ^[a-q][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-q) or keys (d1, eg, f64, ...), not '$k'"
+  [[ "$k" =~ ^[a-r][0-9a-z]*$ ]] || die "SCENARIOS lists letters (a-r) or keys (d1, eg, f64, ...), not '$k'"
 done
 [[ -n "${SCENARIOS// /}" ]] || die "SCENARIOS is empty"
 want() { # key...: whether SCENARIOS asks for any of these scenario keys (a letter asks for every key it starts)
