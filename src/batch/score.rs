@@ -125,35 +125,25 @@ impl Scorer {
             model: model.spec.name.clone(),
             message,
         };
+        // Rows go to the session ROWS_PER_CALL at a time: one call's tensors stay a few MB whatever the chunk.
+        let mut run = |rows: &[f32], out: &mut Vec<f32>| -> Result<(), String> {
+            for part in rows.chunks(ROWS_PER_CALL * width) {
+                session::run_tabular(
+                    session,
+                    input_name,
+                    output_name,
+                    part,
+                    part.len() / width,
+                    out,
+                )?;
+            }
+            Ok(())
+        };
         let mut outputs = Vec::with_capacity(n * model.output_width());
-        for part in input.chunks(ROWS_PER_CALL * width) {
-            session::run_tabular(
-                session,
-                input_name,
-                output_name,
-                part,
-                part.len() / width,
-                &mut outputs,
-            )
-            .map_err(failed)?;
-        }
+        run(&input, &mut outputs).map_err(failed)?;
         let explained = match explainer {
             Some(explainer) => {
-                let explanation = explainer
-                    .explain(&input, &mut |perturbed: &[f32], out: &mut Vec<f32>| {
-                        for part in perturbed.chunks(ROWS_PER_CALL * width) {
-                            session::run_tabular(
-                                session,
-                                input_name,
-                                output_name,
-                                part,
-                                part.len() / width,
-                                out,
-                            )?;
-                        }
-                        Ok(())
-                    })
-                    .map_err(failed)?;
+                let explanation = explainer.explain(&input, &mut run).map_err(failed)?;
                 Some(Explained {
                     explainer: explainer.clone(),
                     explanation,
