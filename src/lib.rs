@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod batch;
 pub mod batching;
 pub mod config;
+pub mod durable;
 pub mod engagement;
 pub mod erasure;
 pub mod error;

@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{ErasureError, RewrittenFile, durable};
+use super::{ErasureError, RewrittenFile};
+use crate::durable;
 
 /// Name of the audit log inside the state folder.
 pub const AUDIT_FILE: &str = "erasure-audit.jsonl";

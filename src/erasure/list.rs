@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{ErasureError, durable};
+use super::ErasureError;
+use crate::durable;
 use crate::snapshot::FeatureSnapshot;
 
 /// Name of the list file inside the state folder.

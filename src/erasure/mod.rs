@@ -2,7 +2,6 @@
 //! snapshot and every later one, removing their rows from logs and Parquet outputs, and the audit log.
 
 pub mod audit;
-pub mod durable;
 pub mod list;
 pub mod offline;
 pub mod rewrite;

@@ -13,7 +13,8 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 
-use super::{ErasureError, RewrittenFile, durable};
+use super::{ErasureError, RewrittenFile};
+use crate::durable;
 
 /// The column that names the customer of a row.
 pub const ID_COLUMN: &str = "customer_id";

@@ -130,27 +130,17 @@ pub fn day_ids(dir: &Path, kind: Kind, day: &str) -> Result<HashSet<String>, Fee
 
 /// Writes `batch` to `path` atomically: a dot-named temp file beside it, fsynced, renamed, folder fsynced.
 pub fn publish(path: &Path, batch: &RecordBatch) -> Result<(), FeedbackError> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = folder.join(format!(".{name}.tmp"));
-    let file = File::create(&tmp).map_err(|e| FeedbackError::io("creating", &tmp, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
-    let failed = |e: parquet::errors::ParquetError| {
-        FeedbackError::Corrupt(format!("writing {}: {e}", tmp.display()))
-    };
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(failed)?;
-    writer.write(batch).map_err(failed)?;
-    let file = writer.into_inner().map_err(failed)?;
-    file.sync_all()
-        .map_err(|e| FeedbackError::io("syncing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| FeedbackError::io("renaming", &tmp, e))?;
-    sync_dir(folder)
+    crate::durable::replace_with(path, |file| {
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+            .map_err(std::io::Error::other)?;
+        writer.write(batch).map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other).map(drop)
+    })
+    .map_err(|e| FeedbackError::io("writing", path, e))
 }
 
 /// Creates `folder` (and its parents) and makes its entry durable in its parent.

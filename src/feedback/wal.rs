@@ -150,12 +150,9 @@ impl Segment {
 /// erasure and to drop a torn tail before appending after it.
 pub fn rewrite_segment(dir: &Path, n: u64, rows: &[Row]) -> Result<(), FeedbackError> {
     let path = segment_path(dir, n);
-    let tmp = wal_dir(dir).join(format!(".segment-{n:010}.log.tmp"));
     let mut encoded = Vec::new();
     encode(rows, &mut encoded)?;
-    write_durably(&tmp, &encoded)?;
-    std::fs::rename(&tmp, &path).map_err(|e| FeedbackError::io("renaming", &tmp, e))?;
-    sync_dir(&wal_dir(dir))
+    crate::durable::replace(&path, &encoded).map_err(|e| FeedbackError::io("writing", &path, e))
 }
 
 /// Removes segment `n` (after its rows are durable in Parquet).
@@ -165,19 +162,9 @@ pub fn remove_segment(dir: &Path, n: u64) -> Result<(), FeedbackError> {
     sync_dir(&wal_dir(dir))
 }
 
-/// Writes `bytes` to `path` and fsyncs the file.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), FeedbackError> {
-    let mut file = File::create(path).map_err(|e| FeedbackError::io("creating", path, e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| FeedbackError::io("writing", path, e))
-}
-
 /// Makes the entries of folder `dir` (creations, renames, removals) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), FeedbackError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| FeedbackError::io("syncing", dir, e))
+    crate::durable::sync_folder(dir).map_err(|e| FeedbackError::io("syncing", dir, e))
 }
 
 #[cfg(test)]

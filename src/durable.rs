@@ -57,10 +57,14 @@ pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
 
 /// Makes a rename or a new file in `path`'s folder durable (a no-op where folders cannot be opened).
 fn sync_folder_of(path: &Path) -> std::io::Result<()> {
-    let folder = match path.parent() {
+    sync_folder(match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
+    })
+}
+
+/// Makes the entries of `folder` (creations, renames, removals) durable (a no-op where folders cannot be opened).
+pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         File::open(folder)?.sync_all()
