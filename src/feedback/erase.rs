@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::FeedbackError;
-use super::compact::{self, day_dir, days, parts, read_file};
-use super::table::{self, Kind};
+use super::compact::{day_dir, days, parts};
+use super::table::Kind;
 use super::wal;
+use crate::erasure::rewrite::{self, FileOutcome};
 
 /// What an erasure rewrote, for the audit log (paths and counts only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -60,10 +61,15 @@ pub fn erase_parquet(dir: &Path, customer_id: &str) -> Result<ErasedFiles, Feedb
     for kind in [Kind::Outcomes, Kind::Decisions] {
         for day in days(dir, kind)? {
             for part in parts(&day_dir(dir, kind, &day))? {
-                let removed = erase_part(&part, kind, customer_id)?;
-                if removed > 0 {
-                    erased.files.push((part, removed));
-                    erased.rows_removed += removed;
+                // The generic rewrite: only files holding the customer are read whole and replaced atomically.
+                match rewrite::remove_customer_rows(&part, customer_id)
+                    .map_err(|e| FeedbackError::Corrupt(e.to_string()))?
+                {
+                    FileOutcome::Rewritten(done) => {
+                        erased.rows_removed += done.rows_removed;
+                        erased.files.push((part, done.rows_removed));
+                    }
+                    FileOutcome::Untouched | FileOutcome::NoIdColumn => {}
                 }
             }
         }
@@ -71,33 +77,10 @@ pub fn erase_parquet(dir: &Path, customer_id: &str) -> Result<ErasedFiles, Feedb
     Ok(erased)
 }
 
-/// Rewrites one part without the customer's rows; the number removed (0: the file is untouched).
-fn erase_part(part: &Path, kind: Kind, customer_id: &str) -> Result<usize, FeedbackError> {
-    // The customer column alone first: most files do not hold the customer and are not read whole.
-    let holds = read_file(part, Some("customer_id"))?
-        .iter()
-        .map(|b| table::text_column(b, "customer_id"))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .any(|id| id.as_deref() == Some(customer_id));
-    if !holds {
-        return Ok(0);
-    }
-    let mut rows = Vec::new();
-    for batch in read_file(part, None)? {
-        rows.extend(table::from_batch(kind, &batch)?);
-    }
-    let before = rows.len();
-    rows.retain(|r| r.customer_id() != Some(customer_id));
-    let kept: Vec<_> = rows.iter().collect();
-    compact::publish(part, &table::to_batch(kind, &kept)?)?;
-    Ok(before - rows.len())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feedback::compact;
     use crate::feedback::event::{DecisionRow, OutcomeRow, Row};
 
     fn outcome(id: &str, customer: &str) -> Row {

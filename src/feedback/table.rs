@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::FeedbackError;
@@ -174,8 +173,12 @@ pub fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>
     Ok(column.iter().map(|v| v.map(str::to_string)).collect())
 }
 
-/// The rows of a batch read back from a file of `kind` (erasure rewrites files from these).
+/// The rows of a batch read back from a file of `kind`: the tests' check that files decode to what was written
+/// (erasure rewrites files with the generic `erasure::rewrite`, which keeps any file's own schema).
+#[cfg(test)]
 pub fn from_batch(kind: Kind, batch: &RecordBatch) -> Result<Vec<Row>, FeedbackError> {
+    use arrow_array::Array;
+    use arrow_array::types::{Float64Type, TimestampMicrosecondType};
     let text = |name| text_column(batch, name);
     let time = |name: &str| -> Result<Vec<i64>, FeedbackError> {
         let column = batch
