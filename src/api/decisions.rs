@@ -3,7 +3,7 @@
 
 use crate::engagement::insights::Insights;
 use crate::feedback::{DecisionIds, DecisionRow, FeedbackLog};
-use crate::model::spec::{ModelKind, RiskBand};
+use crate::model::spec::ModelKind;
 use crate::scoring::{self, AppState, Scored};
 use crate::snapshot::{CustomerId, FeatureSnapshot};
 use crate::text::softmax;
@@ -15,14 +15,6 @@ pub fn route_of(named: Option<&'static str>) -> &'static str {
         Some("recommender") => "recommendations",
         Some("text") => "sentiment",
         _ => "model_score",
-    }
-}
-
-fn risk_name(band: RiskBand) -> &'static str {
-    match band {
-        RiskBand::Low => "low",
-        RiskBand::Medium => "medium",
-        RiskBand::High => "high",
     }
 }
 
@@ -97,7 +89,7 @@ pub fn log_scored(
                 ModelKind::Tabular(t) => {
                     let p = out[t.positive];
                     d.score = Some(f64::from(p));
-                    d.risk = t.risk.map(|r| risk_name(r.band(p)).to_string());
+                    d.risk = t.risk.map(|r| r.band(p).as_str().to_string());
                 }
                 ModelKind::Segmentation(g) => {
                     d.segment = g.segments.get(scoring::nearest(out)).map(|s| s.key.clone());
@@ -175,7 +167,7 @@ pub fn log_insights(state: &AppState, reply: &Insights, made: &DecisionIds) {
                     .churn
                     .as_ref()
                     .and_then(|c| c.risk)
-                    .map(|b| risk_name(b).to_string()),
+                    .map(|b| b.as_str().to_string()),
                 segment: r.segment.as_ref().map(|s| s.key.clone()),
                 action: nba.map(|n| n.action.as_str().to_string()),
                 item_id: r

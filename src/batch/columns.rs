@@ -124,7 +124,7 @@ impl Layout {
             ));
             let mut risk = StringBuilder::with_capacity(n, n * 6);
             for c in churn() {
-                risk.append_option(c.and_then(|c| c.risk).map(risk_name));
+                risk.append_option(c.and_then(|c| c.risk).map(RiskBand::as_str));
             }
             columns.push(Arc::new(risk.finish()));
         }
@@ -260,15 +260,6 @@ impl Layout {
                 Arc::new(b.finish())
             }
         })
-    }
-}
-
-/// The wire name of a risk band (as the HTTP replies spell it).
-pub fn risk_name(band: RiskBand) -> &'static str {
-    match band {
-        RiskBand::Low => "low",
-        RiskBand::Medium => "medium",
-        RiskBand::High => "high",
     }
 }
 

@@ -398,11 +398,7 @@ impl Parts<'_> {
                 .collect(),
             _ => Vec::new(),
         };
-        let risk = churn.as_ref().and_then(|c| c.risk).map(|r| match r {
-            RiskBand::Low => "low",
-            RiskBand::Medium => "medium",
-            RiskBand::High => "high",
-        });
+        let risk = churn.as_ref().and_then(|c| c.risk).map(RiskBand::as_str);
         let facts = Facts {
             known: row.is_some(),
             churn_probability: churn.as_ref().map(|c| f64::from(c.probability)),

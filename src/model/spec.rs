@@ -199,6 +199,17 @@ pub enum RiskBand {
     High,
 }
 
+impl RiskBand {
+    /// Its name as replies, policies and output files spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskBand::Low => "low",
+            RiskBand::Medium => "medium",
+            RiskBand::High => "high",
+        }
+    }
+}
+
 impl RiskBands {
     /// The band a probability falls into.
     pub fn band(&self, probability: f32) -> RiskBand {
