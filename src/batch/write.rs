@@ -106,6 +106,11 @@ impl PartWriter {
             Target::Folder { dir, part, .. } => dir.join(part),
         };
         std::fs::rename(&self.temporary, &destination).map_err(|e| io(&destination, e))?;
+        // The rename itself must be on disk before `_SUCCESS` can say the set is complete.
+        let folder = (destination.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        crate::durable::sync_folder(folder).map_err(|e| io(folder, e))?;
         if let Target::Folder { dir, parts, .. } = &self.target
             && missing_parts(dir, *parts).is_empty()
         {
