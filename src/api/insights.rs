@@ -149,11 +149,7 @@ pub async fn get_customer_insights(
     }
     let made = DecisionIds::reserve(1);
     let body = OneInsight {
-        snapshot: &reply.snapshot,
-        stale: reply.stale,
-        models: &reply.models,
-        policy: reply.policy.as_deref(),
-        missing: &reply.missing,
+        head: ReplyHead::of(&reply),
         result: Decided::of(result, &made, 0),
     };
     super::decisions::log_insights(&state, &reply, &made);
@@ -162,9 +158,9 @@ pub async fn get_customer_insights(
         .json(body))
 }
 
-/// The reply of `GET /v1/customers/{id}/insights`: the insights reply with its one `result`.
+/// What every insights reply says besides its results.
 #[derive(Serialize, ToSchema)]
-pub struct OneInsight<'a> {
+pub struct ReplyHead<'a> {
     /// The snapshot the answer came from.
     snapshot: &'a str,
     /// Present (true) only when that snapshot is older than --max-snapshot-age.
@@ -178,6 +174,25 @@ pub struct OneInsight<'a> {
     /// What is not served, so parts of the answer are absent.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     missing: &'a [String],
+}
+
+impl<'a> ReplyHead<'a> {
+    fn of(reply: &'a insights::Insights) -> ReplyHead<'a> {
+        ReplyHead {
+            snapshot: &reply.snapshot,
+            stale: reply.stale,
+            models: &reply.models,
+            policy: reply.policy.as_deref(),
+            missing: &reply.missing,
+        }
+    }
+}
+
+/// The reply of `GET /v1/customers/{id}/insights`: the insights reply with its one `result`.
+#[derive(Serialize, ToSchema)]
+pub struct OneInsight<'a> {
+    #[serde(flatten)]
+    head: ReplyHead<'a>,
     /// The customer's insight.
     #[schema(value_type = insights::Insight)]
     result: Decided<'a>,
@@ -204,11 +219,7 @@ impl<'a> Decided<'a> {
     /// The insights reply with a decision id in each answered result.
     fn reply(reply: &'a insights::Insights, made: &DecisionIds) -> DecidedInsights<'a> {
         DecidedInsights {
-            snapshot: &reply.snapshot,
-            stale: reply.stale,
-            models: &reply.models,
-            policy: reply.policy.as_deref(),
-            missing: &reply.missing,
+            head: ReplyHead::of(reply),
             results: (reply.results.iter().enumerate())
                 .map(|(i, r)| Decided::of(r, made, i))
                 .collect(),
@@ -219,14 +230,8 @@ impl<'a> Decided<'a> {
 /// The reply of `POST /v1/insights` as sent: [`insights::Insights`] with decision ids in its results.
 #[derive(Serialize)]
 pub struct DecidedInsights<'a> {
-    snapshot: &'a str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    stale: bool,
-    models: &'a [insights::ModelVersion],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    missing: &'a [String],
+    #[serde(flatten)]
+    head: ReplyHead<'a>,
     results: Vec<Decided<'a>>,
 }
 
