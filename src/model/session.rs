@@ -122,7 +122,12 @@ pub fn open(spec: &ModelSpec, options: &SessionOptions) -> Result<OpenSession, M
             provider: "CPUExecutionProvider",
         })
     };
-    if options.device == Device::Cpu || spec.device == ModelDevice::Cpu {
+    // A server decides auto once at start (cuda::decide); a caller that passes it here gets the same decision.
+    let device = match options.device {
+        Device::Auto => cuda::decide(Device::Auto, &options.cuda).map_err(rt)?,
+        device => device,
+    };
+    if device == Device::Cpu || spec.device == ModelDevice::Cpu {
         return cpu();
     }
     let mut b = builder()?;
@@ -139,13 +144,9 @@ pub fn open(spec: &ModelSpec, options: &SessionOptions) -> Result<OpenSession, M
         },
         Err(reason) => reason,
     };
-    if options.device == Device::Cuda {
-        return Err(rt(format!(
-            "--device cuda was asked for but CUDA cannot be used: {reason}"
-        )));
-    }
-    tracing::info!(model = %spec.name, %reason, "CUDA not used; running on CPU");
-    cpu()
+    Err(rt(format!(
+        "--device cuda was asked for but CUDA cannot be used: {reason}"
+    )))
 }
 
 /// The graph's inputs, described.
