@@ -594,3 +594,62 @@ fn erasure_removes_the_customer_from_the_outcome_and_decision_logs() {
     );
     server.stop();
 }
+
+#[test]
+fn the_erase_command_removes_the_customer_from_a_stopped_servers_logs() {
+    let Some(python) = dataeng_python() else {
+        return;
+    };
+    let feedback = TempDir::new("erase-cli-feedback");
+    let state = TempDir::new("erase-cli-feedback-state");
+    let mut cfg = config(&sample_snapshot());
+    cfg.feedback_dir = Some(feedback.path().to_path_buf());
+    let server = start_ready(cfg);
+    let (erased, kept) = ("C0000005", "C0000006");
+    let (status, body) = post(
+        &server,
+        "/v1/insights",
+        &json!({"customer_ids": [erased, kept]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<Value> = [erased, kept]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"event_id": format!("cli-{i}"), "customer_id": c, "action": "retention_call",
+                   "outcome": "churned", "occurred_at": "2026-12-01T10:00:00Z"})
+        })
+        .collect();
+    assert_eq!(
+        post(&server, "/v1/outcomes", &json!({ "events": events })).0,
+        200
+    );
+    // Stopping compacts the log into Parquet: what `crmscore erase` finds with the server down.
+    server.stop();
+    let before = logged_customers(&python, feedback.path());
+    assert_eq!(
+        before.iter().filter(|c| *c == erased).count(),
+        2,
+        "{before:?}"
+    );
+
+    let (ok, text) = cli(&[
+        "--id",
+        erased,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+        "--feedback-dir",
+        feedback.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2 row(s) removed"), "{text}");
+    let after = logged_customers(&python, feedback.path());
+    assert!(!after.iter().any(|c| c == erased), "{after:?}");
+    assert_eq!(after.iter().filter(|c| *c == kept).count(), 2, "{after:?}");
+    let audit = audit_lines(state.path());
+    assert_eq!(
+        audit.last().unwrap()["files"].as_array().unwrap().len(),
+        2,
+        "{audit:?}"
+    );
+}
