@@ -224,6 +224,20 @@ pub struct CheckSnapshotArgs {
     /// Model repository whose feature columns the snapshot must provide.
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
     pub models: PathBuf,
+    /// The snapshot served now (file, part folder, or folder: its newest): print the drift report against it.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// With --against: fail (exit code 1) when a feature's PSI is above this, as `serve --max-psi` would refuse.
+    #[arg(long, value_parser = non_negative, requires = "against")]
+    pub max_psi: Option<f64>,
+}
+
+/// A finite number ≥ 0.
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{text}' is not a finite number >= 0")),
+    }
 }
 
 /// How log lines are written.
@@ -320,6 +334,13 @@ pub struct Config {
     /// shrink); used up by that snapshot, once per start, and logged.
     #[arg(long, env = "CRMSCORE_ACCEPT_ROW_DROP_ONCE")]
     pub accept_row_drop_once: bool,
+
+    /// Refuse a new snapshot when any model feature's population stability index against the served snapshot
+    /// is above this (unset: drift is reported in /v1/snapshot, metrics and the log, never refused). 0.25 is the
+    /// usual "significant shift" line (docs/drift.md); refused ones are taken with
+    /// POST /v1/admin/snapshot/reload?accept_drift=true.
+    #[arg(long, env = "CRMSCORE_MAX_PSI", value_parser = non_negative)]
+    pub max_psi: Option<f64>,
 
     /// Age (seconds since the snapshot file was written) after which the snapshot counts as stale.
     #[arg(long, env = "CRMSCORE_MAX_SNAPSHOT_AGE")]
@@ -546,6 +567,7 @@ impl Config {
             shutdown_grace_ms: 0,
             shutdown_timeout_s: 30,
             accept_row_drop_once: false,
+            max_psi: None,
             max_snapshot_age: None,
             stale_policy: StalePolicy::Serve,
             admin_token: None,
@@ -625,6 +647,10 @@ mod tests {
         assert_eq!(cfg.device, Device::Auto);
         assert_eq!(cfg.state_dir, Some(PathBuf::from(".crmscore-state")));
         assert!(!cfg.accept_row_drop_once);
+        assert_eq!(
+            cfg.max_psi, None,
+            "drift is reported, not refused, unless asked"
+        );
         assert_eq!(cfg.grpc_bind, None, "gRPC is off unless asked for");
         assert!(!cfg.allow_open_admin && !cfg.access_log && cfg.admin_token.is_none());
         assert_eq!(cli.log_format, LogFormat::Text);
@@ -634,6 +660,8 @@ mod tests {
             "--state-dir",
             "",
             "--accept-row-drop-once",
+            "--max-psi",
+            "0.25",
         ])
         .unwrap();
         let Command::Serve(cfg) = cli.command else {
@@ -641,6 +669,19 @@ mod tests {
         };
         assert_eq!(cfg.state_dir, Some(PathBuf::new()), "empty: no state kept");
         assert!(cfg.accept_row_drop_once);
+        assert_eq!(cfg.max_psi, Some(0.25));
+        assert!(Cli::try_parse_from(["crmscore", "serve", "--max-psi", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["crmscore", "serve", "--max-psi", "NaN"]).is_err());
+        let cli =
+            Cli::try_parse_from(["crmscore", "check-snapshot", "new", "--against", "old"]).unwrap();
+        let Command::CheckSnapshot(args) = cli.command else {
+            panic!("expected check-snapshot")
+        };
+        assert_eq!(args.against, Some(PathBuf::from("old")));
+        assert!(
+            Cli::try_parse_from(["crmscore", "check-snapshot", "new", "--max-psi", "1"]).is_err(),
+            "--max-psi needs --against"
+        );
     }
 
     #[test]

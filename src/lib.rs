@@ -224,6 +224,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         &config.snapshots,
         ReloadPolicy {
             max_row_drop: config.max_row_drop.clamp(0.0, 1.0),
+            max_psi: config.max_psi,
         },
     )
     .persisting_in(config.state_dir.as_deref())
@@ -377,9 +378,14 @@ pub fn rescan(state: &AppState) {
     }
     let columns = state.models.feature_columns();
     let owned = state.models.owned_column();
-    state
-        .reloader
-        .reload_once(&state.snapshots, &columns, owned.as_deref(), &state.metrics);
+    let scorer = churn_scorer(state);
+    state.reloader.reload_once(
+        &state.snapshots,
+        &columns,
+        owned.as_deref(),
+        &state.metrics,
+        scorer.as_ref().map(|s| s as &dyn snapshot::SampleScorer),
+    );
     let reloaded = state
         .models
         .reload_changed(&|spec| provide_columns(state, spec), &state.metrics);
@@ -387,6 +393,14 @@ pub fn rescan(state: &AppState) {
         state.models.prepare_explainers(snapshot);
     }
     reload_policy(state, !reloaded.is_empty());
+}
+
+/// The churn model as the drift check's scorer, when it is served and tabular.
+pub fn churn_scorer(state: &AppState) -> Option<model::sample_scores::ModelScorer> {
+    state
+        .models
+        .get("churn")
+        .and_then(model::sample_scores::ModelScorer::of)
 }
 
 /// Makes sure the served snapshot has the columns `spec` needs besides the served models' (re-reading it with

@@ -25,8 +25,13 @@ fn main() -> ExitCode {
         Command::CheckSnapshot(args) => {
             match crmscore::snapshot::check::model_columns(&args.models) {
                 Ok((columns, owned)) => {
-                    let (report, ok) =
-                        crmscore::snapshot::check::check(&args.path, &columns, owned.as_deref());
+                    let (report, ok) = crmscore::snapshot::check::check(
+                        &args.path,
+                        &columns,
+                        owned.as_deref(),
+                        args.against.as_deref(),
+                        args.max_psi,
+                    );
                     print!("{report}");
                     if ok {
                         ExitCode::SUCCESS

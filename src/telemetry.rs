@@ -2,8 +2,8 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::{
-    Counter, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, proto,
+    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder, proto,
 };
 
 /// Installs the tracing subscriber on stderr in `format`, level from `RUST_LOG` (default info; ONNX Runtime's own
@@ -98,6 +98,63 @@ pub struct Metrics {
     pub api_keys: ApiKeyMetrics,
     /// The outcome and decision log.
     pub feedback: crate::feedback::FeedbackMetrics,
+    /// Drift of the served snapshot against the one it replaced.
+    pub drift: DriftMetrics,
+}
+
+/// Drift gauges of the served snapshot (set at each swap, from its [`DriftReport`](crate::snapshot::DriftReport)).
+pub struct DriftMetrics {
+    feature_psi: GaugeVec,
+    score_psi: GaugeVec,
+}
+
+impl DriftMetrics {
+    fn new() -> DriftMetrics {
+        let gauge_vec = |name: &str, help: &str, label: &str| {
+            GaugeVec::new(Opts::new(name, help), &[label])
+                .expect("static metric definition is valid")
+        };
+        DriftMetrics {
+            feature_psi: gauge_vec(
+                "crmscore_snapshot_feature_psi",
+                "Population stability index of a feature, served snapshot against the one it replaced",
+                "feature",
+            ),
+            score_psi: gauge_vec(
+                "crmscore_snapshot_score_psi",
+                "Population stability index of a model's scores on customers of both snapshots",
+                "model",
+            ),
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
+        for c in [
+            Box::new(self.feature_psi.clone()) as Box<dyn Collector>,
+            Box::new(self.score_psi.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+    }
+
+    /// Replaces the gauges with `report`'s figures (clears them when there is none).
+    pub fn set(&self, report: Option<&crate::snapshot::DriftReport>) {
+        self.feature_psi.reset();
+        self.score_psi.reset();
+        let Some(report) = report else {
+            return;
+        };
+        for f in &report.features {
+            self.feature_psi
+                .with_label_values(&[f.feature.as_str()])
+                .set(f.psi);
+        }
+        if let Some(score) = &report.score {
+            self.score_psi
+                .with_label_values(&[score.model.as_str()])
+                .set(score.psi);
+        }
+    }
 }
 
 /// Metrics of API-key authentication: by key name, never the key.
@@ -369,10 +426,12 @@ impl Metrics {
             .expect("static metric definition is valid"),
             api_keys: ApiKeyMetrics::new(),
             feedback: crate::feedback::FeedbackMetrics::new(),
+            drift: DriftMetrics::new(),
         };
         let r = &m.registry;
         m.api_keys.register(r);
         m.feedback.register(r);
+        m.drift.register(r);
         let all: [Box<dyn Collector>; 29] = [
             Box::new(m.explain_seconds.clone()),
             Box::new(m.policy_loads.clone()),

@@ -89,6 +89,9 @@ pub struct ReloadQuery {
     /// Take a snapshot the row-drop guard would refuse (a deliberate shrink), and retry refused ones.
     #[serde(default)]
     accept_row_drop: bool,
+    /// Take a snapshot the --max-psi drift guard would refuse (a deliberate change), and retry refused ones.
+    #[serde(default)]
+    accept_drift: bool,
 }
 
 /// Reply of the snapshot reload route.
@@ -130,16 +133,28 @@ pub async fn post_snapshot_reload(
             "admin snapshot reload with accept_row_drop=true: the row-drop guard is skipped once"
         );
     }
+    if query.accept_drift {
+        tracing::warn!(
+            "admin snapshot reload with accept_drift=true: the --max-psi drift guard is skipped once"
+        );
+    }
     let s = state.clone();
     let outcome = web::block(move || {
         let columns = s.models.feature_columns();
         let owned = s.models.owned_column();
+        let scorer = crate::churn_scorer(&s);
         s.reloader.reload(
             &s.snapshots,
             &columns,
             owned.as_deref(),
             &s.metrics,
-            query.accept_row_drop,
+            crate::snapshot::Waivers {
+                row_drop: query.accept_row_drop,
+                drift: query.accept_drift,
+            },
+            scorer
+                .as_ref()
+                .map(|s| s as &dyn crate::snapshot::SampleScorer),
         )
     })
     .await

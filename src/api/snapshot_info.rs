@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::admin::{is_admin, paths_for};
 use crate::error::{ApiError, ScoreError, V1Error};
 use crate::scoring::AppState;
+use crate::snapshot::DriftReport;
 
 /// Reply of `GET /v1/snapshot`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,6 +40,8 @@ pub struct SnapshotInfo {
     pub last_error: Option<String>,
     /// Newer snapshots that were refused (skipped until they change).
     pub refused: Vec<RefusedSnapshot>,
+    /// How it differs from the snapshot it replaced (null for the first snapshot of a run); docs/drift.md.
+    pub drift: Option<DriftReport>,
 }
 
 /// A snapshot the server refused to serve.
@@ -54,8 +57,8 @@ pub struct RefusedSnapshot {
 
 /// The served snapshot
 ///
-/// Version, source, size and age of the served snapshot, the last load error if any, and the refused snapshots
-/// newer than it (skipped until they change). Server paths in them are cut to file names unless the caller holds
+/// Version, source, size and age of the served snapshot, the last load error if any, the refused snapshots
+/// newer than it (skipped until they change), and its drift against the snapshot it replaced. Server paths in them are cut to file names unless the caller holds
 /// the admin token.
 #[utoipa::path(get, path = "/v1/snapshot", tag = "v1",
     responses(
@@ -102,5 +105,6 @@ pub async fn get_snapshot(
         warnings: s.warnings.clone(),
         last_error,
         refused,
+        drift: s.drift.as_deref().cloned(),
     }))
 }

@@ -7,6 +7,7 @@ pub mod explainer;
 pub mod registry;
 pub mod repository;
 pub mod runtime;
+pub mod sample_scores;
 pub mod session;
 pub mod spec;
 

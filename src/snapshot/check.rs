@@ -7,8 +7,8 @@ use std::path::Path;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
-use super::reload::{ReloadPolicy, validate};
-use super::{find_snapshots, load_snapshot_with};
+use super::reload::{ReloadPolicy, check_drift, validate};
+use super::{FeatureSnapshot, find_snapshots, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
 
@@ -22,8 +22,29 @@ pub fn model_columns(models: &Path) -> Result<(Vec<String>, Option<String>), Mod
     Ok((snapshot_columns(&specs), owned))
 }
 
-/// Builds the report for the snapshot at `path` (its newest, for a folder); the bool is the verdict.
-pub fn check(path: &Path, columns: &[String], owned: Option<&str>) -> (String, bool) {
+/// The newest snapshot at `path`, loaded with `columns`.
+fn load_newest(
+    path: &Path,
+    columns: &[String],
+    owned: Option<&str>,
+) -> Result<FeatureSnapshot, String> {
+    let sources = find_snapshots(path).map_err(|e| e.to_string())?;
+    let source = sources
+        .first()
+        .ok_or_else(|| format!("no complete snapshot under {}", path.display()))?;
+    load_snapshot_with(source, columns, owned).map_err(|e| e.to_string())
+}
+
+/// Builds the report for the snapshot at `path` (its newest, for a folder); with `against` (the served one) it
+/// adds the drift report the server would log, failing when a feature's PSI is above `max_psi`. The bool is the
+/// verdict.
+pub fn check(
+    path: &Path,
+    columns: &[String],
+    owned: Option<&str>,
+    against: Option<&Path>,
+    max_psi: Option<f64>,
+) -> (String, bool) {
     let mut out = String::new();
     let sources = match find_snapshots(path) {
         Ok(s) if !s.is_empty() => s,
@@ -102,11 +123,31 @@ pub fn check(path: &Path, columns: &[String], owned: Option<&str>) -> (String, b
             s.max
         );
     }
-    match validate(&snapshot, None, &ReloadPolicy::default()) {
-        Ok(warnings) => {
-            for w in &warnings {
-                let _ = writeln!(out, "warning  {w}");
-            }
+    let served = against.map(|a| {
+        load_newest(a, columns, owned).map_err(|e| format!("--against {}: {e}", a.display()))
+    });
+    let policy = ReloadPolicy::default();
+    let verdict = validate(
+        &snapshot,
+        served.as_ref().and_then(|s| s.as_ref().ok()),
+        &policy,
+    )
+    .and_then(|warnings| {
+        for w in &warnings {
+            let _ = writeln!(out, "warning  {w}");
+        }
+        let Some(served) = served else {
+            return Ok(());
+        };
+        let mut report = super::drift::compare(&snapshot, &served?, None);
+        report.score_note = Some(
+            "check-snapshot loads no model (the server compares churn scores at the swap)".into(),
+        );
+        out.push_str(&report.render());
+        max_psi.map_or(Ok(()), |max| check_drift(&report, max))
+    });
+    match verdict {
+        Ok(()) => {
             let _ = writeln!(out, "verdict  OK: the server would serve this snapshot");
             (out, true)
         }

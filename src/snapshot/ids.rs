@@ -279,6 +279,32 @@ impl CustomerIndex {
         }
     }
 
+    /// The ids (and rows) of the rows `keep` accepts, in no particular order; rows are tested before an id is
+    /// copied, so a small sample of a large index costs one pass over the table and little else.
+    pub fn ids_of_rows(&self, keep: impl Fn(usize) -> bool) -> Vec<(CustomerId, usize)> {
+        match self {
+            CustomerIndex::Str(index) => index
+                .slots
+                .iter()
+                .filter(|slot| keep(slot.row as usize))
+                .filter_map(|slot| {
+                    let id = std::str::from_utf8(key_bytes(&index.spill, slot)).ok()?;
+                    Some((CustomerId::Str(id.to_string()), slot.row as usize))
+                })
+                .collect(),
+            CustomerIndex::Int(map) => map
+                .iter()
+                .filter(|(_, row)| keep(**row as usize))
+                .map(|(&id, &row)| (CustomerId::Int(id), row as usize))
+                .collect(),
+            CustomerIndex::UInt(map) => map
+                .iter()
+                .filter(|(_, row)| keep(**row as usize))
+                .map(|(&id, &row)| (CustomerId::from_u64(id), row as usize))
+                .collect(),
+        }
+    }
+
     /// Every id, in row order.
     pub fn ids(&self) -> Vec<CustomerId> {
         match self {
@@ -509,6 +535,22 @@ mod tests {
             CustomerIndex::from_integers(integers).unwrap().ids(),
             integers.map(CustomerId::Int)
         );
+        let mut odd = CustomerIndex::from_strings(strings)
+            .unwrap()
+            .ids_of_rows(|row| row % 2 == 1);
+        odd.sort_by_key(|(_, row)| *row);
+        assert_eq!(
+            odd,
+            vec![
+                (expected[1].clone(), 1),
+                (expected[3].clone(), 3),
+                (expected[5].clone(), 5)
+            ]
+        );
+        let first = CustomerIndex::from_integers(integers)
+            .unwrap()
+            .ids_of_rows(|row| row == 0);
+        assert_eq!(first, vec![(CustomerId::Int(42), 0)]);
     }
 
     #[test]

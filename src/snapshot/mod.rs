@@ -1,6 +1,7 @@
 //! The in-memory customer feature snapshot: id → row of a row-major f32 matrix, swapped atomically as a whole.
 
 pub mod check;
+pub mod drift;
 pub mod hidden;
 pub mod ids;
 pub mod load;
@@ -13,10 +14,11 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
+pub use drift::{DriftReport, SampleScorer};
 pub use hidden::HiddenRows;
 pub use ids::{CustomerId, CustomerIndex};
 pub use load::{SnapshotSource, find_snapshots, load_snapshot, load_snapshot_with};
-pub use reload::{Prepare, Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader};
+pub use reload::{Prepare, Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader, Waivers};
 
 /// Why a snapshot could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub struct FeatureSnapshot {
     pub produced_at: SystemTime,
     /// Validation findings that did not stop the swap (constant or all-null columns).
     pub warnings: Vec<String>,
+    /// How it differs from the snapshot served when it was swapped in (none for the first one of a run).
+    pub drift: Option<Arc<drift::DriftReport>>,
     /// Feature columns, in matrix column order.
     pub columns: Vec<String>,
     /// Whether `customer_id` was an integer column.
@@ -99,6 +103,7 @@ impl FeatureSnapshot {
             loaded_at: now,
             produced_at: now,
             warnings: Vec::new(),
+            drift: None,
             integer_ids: index.is_integer(),
             columns,
             rows,

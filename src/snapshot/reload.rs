@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::drift::{self, DriftReport, SampleScorer};
 use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot_with};
 use crate::telemetry::Metrics;
 
@@ -22,12 +23,27 @@ pub struct ReloadPolicy {
     /// Largest fraction of rows a new snapshot may lose against the served one (0.5: a truncated export that
     /// halves the customer base is refused).
     pub max_row_drop: f64,
+    /// Largest population stability index any feature may show against the served snapshot (None: drift is
+    /// reported, never refused).
+    pub max_psi: Option<f64>,
 }
 
 impl Default for ReloadPolicy {
     fn default() -> Self {
-        ReloadPolicy { max_row_drop: 0.5 }
+        ReloadPolicy {
+            max_row_drop: 0.5,
+            max_psi: None,
+        }
     }
+}
+
+/// Guards the operator skips for one rescan (the admin reload's query).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Waivers {
+    /// Serve a snapshot with more than --max-row-drop fewer customers.
+    pub row_drop: bool,
+    /// Serve a snapshot whose features drifted past --max-psi.
+    pub drift: bool,
 }
 
 /// Identity of a snapshot on disk: a replaced file (same path, new rename) has a new modification time or size.
@@ -258,27 +274,31 @@ impl SnapshotReloader {
             .clone()
     }
 
-    /// Looks for a newer complete snapshot and swaps in the newest that loads and validates.
+    /// Looks for a newer complete snapshot and swaps in the newest that loads and validates; `scorer` (the churn
+    /// model) scores a sample of customers for the drift report.
     pub fn reload_once(
         &self,
         store: &SnapshotStore,
         columns: &[String],
         owned: Option<&str>,
         metrics: &Metrics,
+        scorer: Option<&dyn SampleScorer>,
     ) -> ReloadOutcome {
-        self.reload(store, columns, owned, metrics, false)
+        self.reload(store, columns, owned, metrics, Waivers::default(), scorer)
     }
 
-    /// [`reload_once`](Self::reload_once); with `accept_row_drop` (the operator's admin call) the row-drop guard is
-    /// skipped for this rescan, and candidates refused earlier are retried.
+    /// [`reload_once`](Self::reload_once); with a waiver (the operator's admin call) its guard is skipped for this
+    /// rescan, and candidates refused earlier are retried.
     pub fn reload(
         &self,
         store: &SnapshotStore,
         columns: &[String],
         owned: Option<&str>,
         metrics: &Metrics,
-        accept_row_drop: bool,
+        waivers: Waivers,
+        scorer: Option<&dyn SampleScorer>,
     ) -> ReloadOutcome {
+        let accept_row_drop = waivers.row_drop;
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         let sources = match find_snapshots(&self.path) {
             Ok(sources) => sources,
@@ -306,6 +326,7 @@ impl SnapshotReloader {
             };
             if let Some(reason) = memory.rejected.get(&key)
                 && !accept_row_drop
+                && !waivers.drift
             {
                 refused.push(refusal(reason));
                 continue;
@@ -326,6 +347,17 @@ impl SnapshotReloader {
                         other => other?,
                     }
                     new.warnings = column_warnings(&new);
+                    if let Some(served) = store.current() {
+                        let report = drift::compare(&new, &served, scorer);
+                        match (self.policy.max_psi.map(|max| check_drift(&report, max)), waivers.drift) {
+                            (Some(Err(reason)), true) => {
+                                tracing::warn!(snapshot = %new.version, %reason, "drift guard waived by the operator: served anyway");
+                            }
+                            (Some(refused), false) => refused?,
+                            _ => {}
+                        }
+                        new.drift = Some(std::sync::Arc::new(report));
+                    }
                     Ok(new)
                 });
             match outcome {
@@ -341,6 +373,7 @@ impl SnapshotReloader {
                         tracing::info!(snapshot = %new.version, "--accept-row-drop-once used up");
                         memory.accept_row_drop_once = false;
                     }
+                    log_drift(&new, metrics);
                     metrics.snapshot_load_seconds.observe(seconds);
                     metrics.snapshot_loads.inc();
                     metrics.snapshot_rows.set(new.rows() as i64);
@@ -418,6 +451,7 @@ impl SnapshotReloader {
         let mut wider = load_snapshot_with(&source, columns, owned)
             .map_err(|e| format!("the served snapshot {} lacks them: {e}", served.version))?;
         wider.warnings = column_warnings(&wider);
+        wider.drift = served.drift.clone();
         tracing::info!(snapshot = %wider.version, columns = columns.len(), "snapshot re-read with the columns a new model needs");
         // The same data with more columns: the last error (a refused newer file) still stands.
         store.put(wider, self.prepare.as_deref());
@@ -447,6 +481,43 @@ fn check_row_drop(rows: usize, baseline: &Baseline, policy: &ReloadPolicy) -> Re
         100.0 * (1.0 - rows as f64 / baseline.rows as f64),
         100.0 * policy.max_row_drop
     ))
+}
+
+/// Err naming every feature whose PSI is above `max_psi`, largest first.
+pub fn check_drift(report: &DriftReport, max_psi: f64) -> Result<(), String> {
+    let over = report.over(max_psi);
+    if over.is_empty() {
+        return Ok(());
+    }
+    let named: Vec<String> = over
+        .iter()
+        .map(|f| format!("{} (PSI {:.3})", f.feature, f.psi))
+        .collect();
+    Err(format!(
+        "feature drift above --max-psi {max_psi} against the served snapshot {}: {}; a changed unit or a broken \
+         join is not served (to take a deliberate change: \
+         POST /v1/admin/snapshot/reload?accept_drift=true)",
+        report.against,
+        named.join(", ")
+    ))
+}
+
+/// The drift log line and gauges of a snapshot just swapped in (gauges cleared when it has no report).
+fn log_drift(new: &FeatureSnapshot, metrics: &Metrics) {
+    metrics.drift.set(new.drift.as_deref());
+    let Some(report) = &new.drift else {
+        return;
+    };
+    let score_psi = report.score.as_ref().map(|s| s.psi);
+    tracing::info!(
+        snapshot = %new.version,
+        against = %report.against,
+        top = %report.top(3),
+        score_psi,
+        sampled = report.sample_rows_new,
+        seconds = report.seconds,
+        "snapshot drift against the one it replaced"
+    );
 }
 
 /// Constant or entirely null feature columns (served, with a warning).
