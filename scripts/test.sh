@@ -11,6 +11,8 @@ scripts/setup-python.sh --triton >/dev/null
 scripts/setup-python.sh --openapi >/dev/null
 # Reading Parquet output back (pyarrow, pandas, DuckDB) and independent report figures (scikit-learn).
 scripts/setup-python.sh --dataeng >/dev/null
+# Offline Kubernetes schema validation of deploy/ (tests/deploy.rs).
+scripts/setup-python.sh --deploy >/dev/null
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

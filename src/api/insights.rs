@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::admin::{is_admin, paths_for};
 use super::body;
+use super::snapshot_header;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -69,7 +70,8 @@ fn ask(k: Option<usize>, reasons: Option<usize>) -> Result<Ask, ScoreError> {
     responses(
         (status = 200, body = insights::Insights,
             description = "One insight per customer; each answered one also carries its `decision_id` (string)",
-            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
+            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered"))),
         (status = 400, description = "Bad request (`k` or `reasons` out of range, malformed body)", body = V1Error),
         (status = 413, description = "The reply would be larger than the server's limits", body = V1Error),
         (status = 503, description = "No snapshot is served yet, or a model's queue is full", body = V1Error),
@@ -110,7 +112,9 @@ pub async fn post_insights(
     .await?;
     super::decisions::log_insights(&state, &reply, &made);
     let body = body?;
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    snapshot_header::insert(&mut response, &reply.snapshot);
+    Ok(response
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
         .content_type(actix_web::http::header::ContentType::json())
         .body(body))
@@ -124,7 +128,8 @@ pub async fn post_insights(
     responses(
         (status = 200, body = OneInsight,
             description = "The customer's insight, with its `decision_id` (string) in `result`",
-            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"))),
+            headers(("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered"))),
         (status = 400, description = "`k` or `reasons` out of range, or a bad query string", body = V1Error),
         (status = 404, description = "Unknown customer", body = V1Error),
         (status = 503, description = "No snapshot is served yet, or a model's queue is full", body = V1Error),
@@ -153,7 +158,9 @@ pub async fn get_customer_insights(
         result: Decided::of(result, &made, 0),
     };
     super::decisions::log_insights(&state, &reply, &made);
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    snapshot_header::insert(&mut response, &reply.snapshot);
+    Ok(response
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()))
         .json(body))
 }

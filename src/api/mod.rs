@@ -20,6 +20,7 @@ mod report;
 mod repository;
 mod score;
 mod shape;
+mod snapshot_header;
 mod snapshot_info;
 mod v2;
 

@@ -80,6 +80,7 @@ pub enum ModelScoreReply<'a> {
                 ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered (absent for inline rows and texts)"),
             )),
         ScoringErrors,
     ))]
@@ -104,6 +105,7 @@ pub async fn post_model_score(
                 ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered (absent for inline rows and texts)"),
             )),
         ScoringErrors,
     ))]
@@ -134,6 +136,7 @@ pub async fn post_churn_score(
                 ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered (absent for inline rows and texts)"),
             )),
         ScoringErrors,
     ))]
@@ -164,6 +167,7 @@ pub async fn post_recommendations(
                 ("x-queue-time-us" = u64, description = "Microseconds the request waited in the model's queue"),
                 ("x-inference-time-us" = u64, description = "Microseconds of inference"),
                 ("x-total-time-us" = u64, description = "Microseconds from arrival to reply"),
+                ("x-snapshot-version" = String, description = "The snapshot whose data answered (absent for inline rows and texts)"),
             )),
         ScoringErrors,
     ))]
@@ -644,10 +648,13 @@ fn json_reply(scored: &Scored, body: Vec<u8>, started: Instant) -> HttpResponse 
     response.content_type(ContentType::json()).body(body)
 }
 
-/// Where the time went, as TEI reports it.
+/// Where the time went, as TEI reports it, and which snapshot answered (when one did).
 pub fn timing_headers(response: &mut HttpResponseBuilder, scored: &Scored, started: Instant) {
     response
         .insert_header(("x-queue-time-us", scored.queue_us.to_string()))
         .insert_header(("x-inference-time-us", scored.inference_us.to_string()))
         .insert_header(("x-total-time-us", started.elapsed().as_micros().to_string()));
+    if let Some(snapshot) = &scored.snapshot {
+        super::snapshot_header::insert(response, &snapshot.version);
+    }
 }
