@@ -255,3 +255,64 @@ fn check_snapshot_against_the_served_one_prints_the_drift_report() {
         "{text}"
     );
 }
+
+#[test]
+fn each_swap_logs_one_line_naming_the_most_drifted_features() {
+    let dir = TempDir::new("drift-log");
+    let batch = sample_rows(ROWS);
+    write_parquet(&dir.path().join("a.parquet"), std::slice::from_ref(&batch));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crmscore"))
+        .current_dir(repo())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--device",
+            "cpu",
+            "--poll-ms",
+            "50",
+        ])
+        .args(["--state-dir", "", "--feedback-dir", ""])
+        .arg("--models")
+        .arg(models())
+        .arg("--snapshots")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .env_remove("CRMSCORE_LOG_FORMAT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, sink) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let wait_line = |want: &dyn Fn(&str) -> bool| loop {
+        let line = sink
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no such line from the server"));
+        if want(&line) {
+            return line;
+        }
+    };
+    wait_line(&|l: &str| l.contains("snapshot swapped in") && l.contains("a.parquet"));
+    write_parquet(&dir.path().join("b.parquet"), &[drifted(&batch)]);
+    let line = wait_line(&|l: &str| l.contains("snapshot drift against the one it replaced"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("snapshot=b.parquet")
+            && line.contains("against=a.parquet")
+            && line.contains("top=tenure_months ")
+            && line.contains(", monthly_charges ")
+            && line.contains("score_psi="),
+        "{line}"
+    );
+}
