@@ -12,6 +12,9 @@
 #             tests/tritonclient.rs runs (scripts/test.sh creates it before cargo test).
 #   --openapi instead creates <repo>/.venv-openapi from scripts/requirements-openapi.txt: openapi-spec-validator,
 #             which tests/openapi.rs runs on the server's /openapi.json (scripts/test.sh creates it).
+#   --sentiment instead creates <repo>/.venv-sentiment from scripts/requirements-sentiment.txt: numpy, scikit-learn,
+#             onnx, onnxruntime, tokenizers and vaderSentiment, for scripts/train_sentiment.py and
+#             scripts/sentiment_eval.py only (the sentiment model is committed). CI and the server never need it.
 #   --dataeng instead creates <repo>/.venv-dataeng from scripts/requirements-dataeng.txt: pyarrow, pandas, DuckDB,
 #             scikit-learn and onnxruntime, with which tests read the outcome, decision and batch-scoring Parquet
 #             folders back, recompute report figures, and score the Python equivalent of score-batch (scripts/test.sh
@@ -40,12 +43,16 @@ case "${1:-}" in
     venv="$root/.venv-openapi"
     req="$root/scripts/requirements-openapi.txt"
     ;;
+  --sentiment)
+    venv="$root/.venv-sentiment"
+    req="$root/scripts/requirements-sentiment.txt"
+    ;;
   --dataeng)
     venv="$root/.venv-dataeng"
     req="$root/scripts/requirements-dataeng.txt"
     ;;
   *)
-    echo "usage: $0 [--torch | --explain | --triton | --openapi | --dataeng]" >&2
+    echo "usage: $0 [--torch | --explain | --triton | --openapi | --sentiment | --dataeng]" >&2
     exit 2
     ;;
 esac
