@@ -15,6 +15,9 @@
 #   --deploy  instead creates <repo>/.venv-deploy from scripts/requirements-deploy.txt: kubernetes-validate (with
 #             the Kubernetes JSON schemas bundled), which tests/deploy.rs runs through scripts/check_deploy.py on the
 #             manifests under deploy/ (scripts/test.sh creates it).
+#   --sentiment instead creates <repo>/.venv-sentiment from scripts/requirements-sentiment.txt: numpy, scikit-learn,
+#             onnx, onnxruntime, tokenizers and vaderSentiment, for scripts/train_sentiment.py and
+#             scripts/sentiment_eval.py only (the sentiment model is committed). CI and the server never need it.
 #   --dataeng instead creates <repo>/.venv-dataeng from scripts/requirements-dataeng.txt: pyarrow, pandas, DuckDB,
 #             scikit-learn and onnxruntime, with which tests read the outcome, decision and batch-scoring Parquet
 #             folders back, recompute report figures, and score the Python equivalent of score-batch (scripts/test.sh
@@ -47,12 +50,16 @@ case "${1:-}" in
     venv="$root/.venv-deploy"
     req="$root/scripts/requirements-deploy.txt"
     ;;
+  --sentiment)
+    venv="$root/.venv-sentiment"
+    req="$root/scripts/requirements-sentiment.txt"
+    ;;
   --dataeng)
     venv="$root/.venv-dataeng"
     req="$root/scripts/requirements-dataeng.txt"
     ;;
   *)
-    echo "usage: $0 [--torch | --explain | --triton | --openapi | --deploy | --dataeng]" >&2
+    echo "usage: $0 [--torch | --explain | --triton | --openapi | --deploy | --sentiment | --dataeng]" >&2
     exit 2
     ;;
 esac
