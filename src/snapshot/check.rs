@@ -8,7 +8,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
 use super::reload::{ReloadPolicy, validate};
-use super::{find_snapshots, load_snapshot_with};
+use super::{DiscoverOptions, discover, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
 
@@ -25,12 +25,17 @@ pub fn model_columns(models: &Path) -> Result<(Vec<String>, Option<String>), Mod
 /// Builds the report for the snapshot at `path` (its newest, for a folder); the bool is the verdict.
 pub fn check(path: &Path, columns: &[String], owned: Option<&str>) -> (String, bool) {
     let mut out = String::new();
-    let sources = match find_snapshots(path) {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => {
+    let sources = match discover(path, &DiscoverOptions::default()) {
+        Ok(found) if !found.sources.is_empty() => found.sources,
+        Ok(found) => {
+            let why = found
+                .unservable
+                .first()
+                .map(|u| format!(" ({} {})", u.name, u.reason))
+                .unwrap_or_default();
             return (
                 format!(
-                    "verdict  FAIL: no complete snapshot under {}\n",
+                    "verdict  FAIL: no complete snapshot under {}{why}\n",
                     path.display()
                 ),
                 false,
@@ -45,7 +50,7 @@ pub fn check(path: &Path, columns: &[String], owned: Option<&str>) -> (String, b
         source.path.display(),
         source.files.len()
     );
-    let types = File::open(&source.files[0])
+    let types = File::open(&source.files[0].path)
         .ok()
         .and_then(|f| ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).ok())
         .map(|m| m.schema().clone());
