@@ -315,6 +315,12 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_SNAPSHOTS", default_value = "snapshots")]
     pub snapshots: PathBuf,
 
+    /// Serve a snapshot folder that has no _SUCCESS marker (DuckDB, pyarrow and polars write none) once nothing in
+    /// it has changed for this many seconds and no writer's _temporary folder is there. Default: off (such a folder
+    /// waits for _SUCCESS and is reported in /v1/snapshot's last_error).
+    #[arg(long, env = "CRMSCORE_SNAPSHOT_SETTLE_SECONDS")]
+    pub snapshot_settle_seconds: Option<u64>,
+
     /// How often to look for new snapshots and changed model folders, in milliseconds.
     #[arg(long, env = "CRMSCORE_POLL_MS", default_value_t = 2000)]
     pub poll_ms: u64,
@@ -562,6 +568,7 @@ impl Config {
             policy: None,
             snapshots: snapshots.as_ref().to_path_buf(),
             poll_ms: 50,
+            snapshot_settle_seconds: None,
             max_row_drop: 0.5,
             state_dir: None,
             shutdown_grace_ms: 0,

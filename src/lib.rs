@@ -228,6 +228,11 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         },
     )
     .persisting_in(config.state_dir.as_deref())
+    .settling_after(
+        config
+            .snapshot_settle_seconds
+            .map(std::time::Duration::from_secs),
+    )
     .accepting_row_drop_once(config.accept_row_drop_once);
     if let Some(erasures) = &erasures {
         reloader = reloader.preparing_with(erasures.prepare());

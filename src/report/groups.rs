@@ -59,7 +59,7 @@ impl GroupColumn {
             numeric: false,
         };
         let mut index: HashMap<String, u32> = HashMap::new();
-        for file in &source.files {
+        for file in source.files.iter().map(|f| &f.path) {
             let opened = File::open(file).map_err(|e| read_error(file, e))?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(opened)
                 .map_err(|e| read_error(file, format!("not a readable Parquet file: {e}")))?;

@@ -8,7 +8,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
 use super::reload::{ReloadPolicy, check_drift, validate};
-use super::{FeatureSnapshot, find_snapshots, load_snapshot_with};
+use super::{DiscoverOptions, FeatureSnapshot, discover, find_snapshots, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
 
@@ -46,12 +46,17 @@ pub fn check(
     max_psi: Option<f64>,
 ) -> (String, bool) {
     let mut out = String::new();
-    let sources = match find_snapshots(path) {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => {
+    let sources = match discover(path, &DiscoverOptions::default()) {
+        Ok(found) if !found.sources.is_empty() => found.sources,
+        Ok(found) => {
+            let why = found
+                .unservable
+                .first()
+                .map(|u| format!(" ({} {})", u.name, u.reason))
+                .unwrap_or_default();
             return (
                 format!(
-                    "verdict  FAIL: no complete snapshot under {}\n",
+                    "verdict  FAIL: no complete snapshot under {}{why}\n",
                     path.display()
                 ),
                 false,
@@ -66,7 +71,7 @@ pub fn check(
         source.path.display(),
         source.files.len()
     );
-    let types = File::open(&source.files[0])
+    let types = File::open(&source.files[0].path)
         .ok()
         .and_then(|f| ArrowReaderMetadata::load(&f, ArrowReaderOptions::new()).ok())
         .map(|m| m.schema().clone());

@@ -1,10 +1,9 @@
-//! Finding complete Parquet snapshots and loading one: footer once, schema checked by name, only the needed
+//! Loading one Parquet snapshot (found by `discover`): footer once, schema checked by name, only the needed
 //! columns decoded, row groups in parallel straight into the final matrix.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int64Type, UInt64Type};
@@ -16,127 +15,22 @@ use parquet::arrow::arrow_reader::{
 };
 use rayon::prelude::*;
 
+pub use super::discover::{
+    DiscoverOptions, Discovery, PartFile, SUCCESS_MARKER, SnapshotSource, Unservable, discover,
+    find_snapshots,
+};
 use super::ids::{CustomerIndex, StrIndexBuilder};
 use super::{FeatureSnapshot, SnapshotError};
+use super::{codec, partition};
 
 /// The id column every snapshot must have.
 pub const ID_COLUMN: &str = "customer_id";
-/// The marker Spark and Hive write when a folder of part files is complete.
-pub const SUCCESS_MARKER: &str = "_SUCCESS";
-
-/// A complete snapshot on disk: one Parquet file, or a folder of part files with `_SUCCESS`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnapshotSource {
-    /// File or folder name, reported as the snapshot version.
-    pub name: String,
-    /// The file or folder.
-    pub path: PathBuf,
-    /// The Parquet files to read, in order.
-    pub files: Vec<PathBuf>,
-    /// Modification time of the file, or of the folder's `_SUCCESS` marker.
-    pub modified: SystemTime,
-}
-
-/// Names writers use while a file is incomplete: hidden, underscore (`_temporary`), or temporary suffixes.
-fn is_in_progress(name: &str) -> bool {
-    name.starts_with('.')
-        || name.starts_with('_')
-        || [".tmp", ".temp", ".crc", ".inprogress", ".partial"]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
-
-fn is_parquet(name: &str) -> bool {
-    name.ends_with(".parquet") || name.ends_with(".parq")
-}
 
 fn read_error(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
     SnapshotError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-fn modified(path: &Path) -> Result<SystemTime, SnapshotError> {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| read_error(path, e))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// A folder of part files, if it is complete (has `_SUCCESS` and at least one part).
-fn part_folder(dir: &Path) -> Result<Option<SnapshotSource>, SnapshotError> {
-    let marker = dir.join(SUCCESS_MARKER);
-    if !marker.is_file() {
-        return Ok(None);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| read_error(dir, e))? {
-        let path = entry.map_err(|e| read_error(dir, e))?.path();
-        let name = file_name(&path);
-        if path.is_file() && is_parquet(&name) && !is_in_progress(&name) {
-            files.push(path);
-        }
-    }
-    if files.is_empty() {
-        return Ok(None);
-    }
-    files.sort();
-    Ok(Some(SnapshotSource {
-        name: file_name(dir),
-        path: dir.to_path_buf(),
-        files,
-        modified: modified(&marker)?,
-    }))
-}
-
-fn single_file(path: &Path) -> Result<SnapshotSource, SnapshotError> {
-    Ok(SnapshotSource {
-        name: file_name(path),
-        path: path.to_path_buf(),
-        files: vec![path.to_path_buf()],
-        modified: modified(path)?,
-    })
-}
-
-/// Complete snapshots under `path`, newest first (by modification time, then name). `path` may be a snapshot
-/// itself (a Parquet file or a part folder with `_SUCCESS`) or a folder of them.
-pub fn find_snapshots(path: &Path) -> Result<Vec<SnapshotSource>, SnapshotError> {
-    if path.is_file() {
-        return Ok(vec![single_file(path)?]);
-    }
-    if let Some(folder) = part_folder(path)? {
-        return Ok(vec![folder]);
-    }
-    if !path.is_dir() {
-        return Err(read_error(path, "no such file or folder"));
-    }
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(|e| read_error(path, e))? {
-        let entry_path = entry.map_err(|e| read_error(path, e))?.path();
-        let name = file_name(&entry_path);
-        if is_in_progress(&name) {
-            continue;
-        }
-        if entry_path.is_file() && is_parquet(&name) {
-            found.push(single_file(&entry_path)?);
-        } else if entry_path.is_dir()
-            && let Some(folder) = part_folder(&entry_path)?
-        {
-            found.push(folder);
-        }
-    }
-    found.sort_by(|a, b| {
-        b.modified
-            .cmp(&a.modified)
-            .then_with(|| b.name.cmp(&a.name))
-    });
-    Ok(found)
 }
 
 /// One row group of one file, and where its rows go in the matrix.
@@ -252,11 +146,15 @@ pub fn open_snapshot(
 ) -> Result<OpenedSnapshot, SnapshotError> {
     let mut metas = Vec::with_capacity(source.files.len());
     let mut string_ids = None;
-    for path in &source.files {
+    for part in &source.files {
+        let path = &part.path;
         let file = File::open(path).map_err(|e| read_error(path, e))?;
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
             .map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))?;
-        let strings = check_schema(path, meta.schema(), columns)?;
+        // Hive partition columns come from the file's folders, not from the file; codecs checked up front.
+        let own_columns = partition::file_columns(path, &part.partition, columns)?;
+        let strings = check_schema(path, meta.schema(), &own_columns)?;
+        codec::check_codecs(path, meta.metadata(), &own_columns)?;
         if let Some(name) = owned
             && let Ok(field) = meta.schema().field_with_name(name)
             && !matches!(
@@ -368,9 +266,8 @@ impl OpenedSnapshot {
             .par_iter()
             .zip(slices.into_par_iter())
             .map(|(unit, dst)| {
-                let path = &source.files[unit.file];
                 decode_unit(
-                    path,
+                    &source.files[unit.file],
                     &self.metas[unit.file],
                     unit,
                     columns,
@@ -400,7 +297,7 @@ impl OpenedSnapshot {
 
 /// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix).
 fn decode_unit(
-    path: &Path,
+    part: &PartFile,
     meta: &ArrowReaderMetadata,
     unit: &Unit,
     columns: &[String],
@@ -408,6 +305,7 @@ fn decode_unit(
     string_ids: bool,
     dst: &mut [f32],
 ) -> Result<(IdChunk, Option<OwnedChunk>), SnapshotError> {
+    let path = part.path.as_path();
     let schema = meta.schema();
     let roots = std::iter::once(ID_COLUMN)
         .chain(columns.iter().map(String::as_str))
@@ -449,6 +347,11 @@ fn decode_unit(
             chunk.collect(path, &batch, name)?;
         }
         for (c, name) in columns.iter().enumerate() {
+            // A Hive partition column: the same value on every row of this file.
+            if let Some(value) = part.value(name) {
+                partition::fill_column(&mut dst[row * width..(row + n) * width], c, width, value);
+                continue;
+            }
             write_column(
                 path,
                 &batch,

@@ -1,10 +1,13 @@
 //! The in-memory customer feature snapshot: id → row of a row-major f32 matrix, swapped atomically as a whole.
 
 pub mod check;
+pub mod codec;
+pub mod discover;
 pub mod drift;
 pub mod hidden;
 pub mod ids;
 pub mod load;
+pub mod partition;
 pub mod reload;
 
 use std::path::PathBuf;
@@ -14,10 +17,14 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
+pub use discover::{
+    DiscoverOptions, Discovery, PartFile, SnapshotSource, Unservable, discover, find_snapshots,
+};
 pub use drift::{DriftReport, SampleScorer};
 pub use hidden::HiddenRows;
 pub use ids::{CustomerId, CustomerIndex};
-pub use load::{SnapshotSource, find_snapshots, load_snapshot, load_snapshot_with};
+pub use load::{load_snapshot, load_snapshot_with};
+pub use partition::PartitionValue;
 pub use reload::{Prepare, Refusal, ReloadOutcome, ReloadPolicy, SnapshotReloader, Waivers};
 
 /// Why a snapshot could not be used.

@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::discover::{DiscoverOptions, Unservable, discover};
 use super::drift::{self, DriftReport, SampleScorer};
-use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, find_snapshots, load_snapshot_with};
+use super::{FeatureSnapshot, SnapshotSource, SnapshotStore, load_snapshot_with};
 use crate::telemetry::Metrics;
 
 /// What runs on every snapshot just before it is served (erasure hides the erased customers in it).
@@ -59,13 +60,21 @@ impl SourceKey {
         let bytes = source
             .files
             .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
+            .filter_map(|f| std::fs::metadata(&f.path).ok())
             .map(|m| m.len())
             .sum();
         SourceKey {
             path: source.path.clone(),
             modified: source.modified,
             bytes,
+        }
+    }
+
+    fn of_unservable(found: &Unservable) -> SourceKey {
+        SourceKey {
+            path: found.path.clone(),
+            modified: found.modified,
+            bytes: 0,
         }
     }
 }
@@ -96,7 +105,8 @@ pub enum ReloadOutcome {
     Missing,
 }
 
-/// A complete snapshot newer than the served one that was refused (and is not retried until it changes).
+/// A snapshot newer than the served one that is not served: refused at load (not retried until it changes), or
+/// found incomplete or unreadable as a whole (a folder without `_SUCCESS`, with no parts or non-Parquet files).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Refusal {
     /// File or folder name.
@@ -120,6 +130,8 @@ struct Baseline {
 struct Memory {
     served: Option<SourceKey>,
     rejected: HashMap<SourceKey, String>,
+    /// Snapshots found but not servable (no `_SUCCESS`, no parts, ...), with the reason last logged.
+    unservable: HashMap<SourceKey, String>,
     baseline: Option<Baseline>,
     /// `--accept-row-drop-once`: the next swap skips the row-drop guard.
     accept_row_drop_once: bool,
@@ -154,6 +166,7 @@ pub struct SnapshotReloader {
     path: PathBuf,
     policy: ReloadPolicy,
     state_file: Option<PathBuf>,
+    options: DiscoverOptions,
     memory: Mutex<Memory>,
     /// Refused snapshots newer than the served one, as of the last rescan (read by `/v1/snapshot` without waiting
     /// for a rescan in progress).
@@ -168,10 +181,18 @@ impl SnapshotReloader {
             path: path.to_path_buf(),
             policy,
             state_file: None,
+            options: DiscoverOptions::default(),
             memory: Mutex::new(Memory::default()),
             refused: Mutex::new(Vec::new()),
             prepare: None,
         }
+    }
+
+    /// Serves part folders without `_SUCCESS` once nothing in them changed for `settle`
+    /// (`--snapshot-settle-seconds`); None (the default) waits for the marker.
+    pub fn settling_after(mut self, settle: Option<Duration>) -> SnapshotReloader {
+        self.options.settle = settle;
+        self
     }
 
     /// Runs `prepare` on every snapshot before it is served (and while no erasure can slip in between).
@@ -300,8 +321,8 @@ impl SnapshotReloader {
     ) -> ReloadOutcome {
         let accept_row_drop = waivers.row_drop;
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        let sources = match find_snapshots(&self.path) {
-            Ok(sources) => sources,
+        let (sources, unservable) = match discover(&self.path, &self.options) {
+            Ok(found) => (found.sources, found.unservable),
             Err(e) => {
                 store.set_error(Some(e.to_string()));
                 return ReloadOutcome::Rejected {
@@ -319,10 +340,13 @@ impl SnapshotReloader {
             if memory.served.as_ref() == Some(&key) {
                 break;
             }
-            let refusal = |reason: &str| Refusal {
-                version: source.name.clone(),
-                source: source.path.display().to_string(),
-                reason: reason.to_string(),
+            let refusal = |reason: &str| {
+                let refusal = Refusal {
+                    version: source.name.clone(),
+                    source: source.path.display().to_string(),
+                    reason: reason.to_string(),
+                };
+                (source.modified, refusal)
             };
             if let Some(reason) = memory.rejected.get(&key)
                 && !accept_row_drop
@@ -400,6 +424,7 @@ impl SnapshotReloader {
                 }
             }
         }
+        let refused = add_unservable(&mut memory, refused, &unservable);
         if !refused.is_empty() || store.current().is_some() {
             store.set_error(
                 refused
@@ -438,8 +463,9 @@ impl SnapshotReloader {
             return Ok(());
         }
         let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
-        let source = find_snapshots(&self.path)
+        let source = discover(&self.path, &self.options)
             .map_err(|e| e.to_string())?
+            .sources
             .into_iter()
             .find(|s| memory.served.as_ref() == Some(&SourceKey::of(s)))
             .ok_or_else(|| {
@@ -518,6 +544,37 @@ fn log_drift(new: &FeatureSnapshot, metrics: &Metrics) {
         seconds = report.seconds,
         "snapshot drift against the one it replaced"
     );
+}
+
+/// Adds the snapshots found but not servable that are newer than the served one (all of them when none is served)
+/// to a rescan's refusals, newest first; each is logged once per change.
+fn add_unservable(
+    memory: &mut Memory,
+    refused: Vec<(SystemTime, Refusal)>,
+    unservable: &[Unservable],
+) -> Vec<Refusal> {
+    let keys: Vec<SourceKey> = unservable.iter().map(SourceKey::of_unservable).collect();
+    memory.unservable.retain(|key, _| keys.contains(key));
+    let served = memory.served.as_ref().map(|k| k.modified);
+    let mut all = refused;
+    for (found, key) in unservable.iter().zip(keys) {
+        if served.is_some_and(|t| found.modified <= t) {
+            continue;
+        }
+        if memory.unservable.get(&key) != Some(&found.reason) {
+            tracing::warn!(snapshot = %found.name, path = %found.path.display(), reason = %found.reason, "snapshot found but not served");
+            memory.unservable.insert(key, found.reason.clone());
+        }
+        let refusal = Refusal {
+            version: found.name.clone(),
+            source: found.path.display().to_string(),
+            reason: found.reason.clone(),
+        };
+        all.push((found.modified, refusal));
+    }
+    // Stable: among equal times the loader's order stays.
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Constant or entirely null feature columns (served, with a warning).
