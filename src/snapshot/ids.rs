@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::Mutex;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use serde::de::{self, Deserializer, Visitor};
@@ -117,11 +118,73 @@ impl<'a> Probe<'a> {
     }
 }
 
-/// The string form of [`CustomerIndex`].
-pub struct StrIndex {
+/// Shards of a string index (a power of two): each id's shard comes from hash bits the tables do not use to
+/// place it, so loader threads fill different shards at once and a lookup still probes one table.
+const SHARDS: usize = 64;
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> 40) as usize & (SHARDS - 1)
+}
+
+/// One shard of a string index: its table, and the spill buffer of its long ids.
+#[derive(Default)]
+struct Shard {
     slots: HashTable<Slot>,
     /// Ids longer than [`INLINE`], each as a u32 length then the bytes; slots point here by offset.
     spill: Vec<u8>,
+}
+
+impl Shard {
+    fn with_capacity(rows: usize, spill: usize) -> Shard {
+        Shard {
+            slots: HashTable::with_capacity(rows),
+            spill: Vec::with_capacity(spill),
+        }
+    }
+
+    fn find(&self, hash: u64, probe: Probe) -> Option<&Slot> {
+        self.slots.find(hash, |slot| {
+            // Short ids: one fixed-size compare inside the slot, no second memory access.
+            slot.len == probe.len
+                && if probe.len == SPILLED {
+                    key_bytes(&self.spill, slot) == probe.bytes
+                } else {
+                    slot.key == probe.key
+                }
+        })
+    }
+
+    /// Adds `id` at `row` unless it is there already (then it is returned as the error).
+    fn insert(
+        &mut self,
+        hasher: &DefaultHashBuilder,
+        hash: u64,
+        id: &str,
+        row: u32,
+    ) -> Result<(), String> {
+        let probe = Probe::of(id);
+        if self.find(hash, probe).is_some() {
+            return Err(id.to_string());
+        }
+        let mut slot = Slot {
+            key: probe.key,
+            len: probe.len,
+            row,
+        };
+        let Shard { slots, spill } = self;
+        if probe.len == SPILLED {
+            slot.key[..8].copy_from_slice(&(spill.len() as u64).to_le_bytes());
+            spill.extend_from_slice(&(id.len() as u32).to_le_bytes());
+            spill.extend_from_slice(id.as_bytes());
+        }
+        slots.insert_unique(hash, slot, |s| hasher.hash_one(key_bytes(spill, s)));
+        Ok(())
+    }
+}
+
+/// The string form of [`CustomerIndex`].
+pub struct StrIndex {
+    shards: Box<[Shard]>,
     rows: usize,
     hasher: DefaultHashBuilder,
 }
@@ -139,11 +202,25 @@ fn key_bytes<'s>(spill: &'s [u8], slot: &'s Slot) -> &'s [u8] {
     &spill[at + 4..at + 4 + u32::from_le_bytes(len) as usize]
 }
 
+/// Per-shard sizes for `rows` ids of about `bytes` bytes in all: slots with some headroom over an even share,
+/// and spill room only when the average id is longer than [`INLINE`].
+fn shard_capacity(rows: usize, bytes: usize) -> (usize, usize) {
+    let per_shard = rows.div_ceil(SHARDS);
+    let spill = if bytes > rows * INLINE {
+        (bytes + 4 * rows).div_ceil(SHARDS)
+    } else {
+        0
+    };
+    (per_shard + per_shard / 16 + 8, spill)
+}
+
 impl StrIndex {
-    fn empty(rows: usize, spill: usize) -> StrIndex {
+    fn empty(rows: usize, bytes: usize) -> StrIndex {
+        let (slots, spill) = shard_capacity(rows, bytes);
         StrIndex {
-            slots: HashTable::with_capacity(rows),
-            spill: Vec::with_capacity(spill),
+            shards: (0..SHARDS)
+                .map(|_| Shard::with_capacity(slots, spill))
+                .collect(),
             rows: 0,
             hasher: DefaultHashBuilder::default(),
         }
@@ -152,17 +229,19 @@ impl StrIndex {
     fn find(&self, id: &str) -> Option<usize> {
         let probe = Probe::of(id);
         let hash = self.hasher.hash_one(probe.bytes);
-        self.slots
-            .find(hash, |slot| {
-                // Short ids: one fixed-size compare inside the slot, no second memory access.
-                slot.len == probe.len
-                    && if probe.len == SPILLED {
-                        key_bytes(&self.spill, slot) == probe.bytes
-                    } else {
-                        slot.key == probe.key
-                    }
-            })
+        self.shards[shard_of(hash)]
+            .find(hash, probe)
             .map(|slot| slot.row as usize)
+    }
+
+    /// Every id's bytes and row, shard by shard.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], u32)> {
+        self.shards.iter().flat_map(|shard| {
+            shard
+                .slots
+                .iter()
+                .map(|slot| (key_bytes(&shard.spill, slot), slot.row))
+        })
     }
 }
 
@@ -256,9 +335,9 @@ impl CustomerIndex {
         let mut text = String::new();
         match self {
             CustomerIndex::Str(index) => {
-                for slot in index.slots.iter() {
-                    if let Ok(id) = std::str::from_utf8(key_bytes(&index.spill, slot)) {
-                        f(id, slot.row as usize);
+                for (bytes, row) in index.entries() {
+                    if let Ok(id) = std::str::from_utf8(bytes) {
+                        f(id, row as usize);
                     }
                 }
             }
@@ -284,12 +363,11 @@ impl CustomerIndex {
     pub fn ids_of_rows(&self, keep: impl Fn(usize) -> bool) -> Vec<(CustomerId, usize)> {
         match self {
             CustomerIndex::Str(index) => index
-                .slots
-                .iter()
-                .filter(|slot| keep(slot.row as usize))
-                .filter_map(|slot| {
-                    let id = std::str::from_utf8(key_bytes(&index.spill, slot)).ok()?;
-                    Some((CustomerId::Str(id.to_string()), slot.row as usize))
+                .entries()
+                .filter(|&(_, row)| keep(row as usize))
+                .filter_map(|(bytes, row)| {
+                    let id = std::str::from_utf8(bytes).ok()?;
+                    Some((CustomerId::Str(id.to_string()), row as usize))
                 })
                 .collect(),
             CustomerIndex::Int(map) => map
@@ -310,10 +388,9 @@ impl CustomerIndex {
         match self {
             CustomerIndex::Str(index) => {
                 let mut ids = vec![CustomerId::Str(String::new()); index.rows];
-                for slot in index.slots.iter() {
-                    let id = std::str::from_utf8(key_bytes(&index.spill, slot))
-                        .expect("ids are pushed as &str");
-                    ids[slot.row as usize] = CustomerId::Str(id.to_string());
+                for (bytes, row) in index.entries() {
+                    let id = std::str::from_utf8(bytes).expect("ids are pushed as &str");
+                    ids[row as usize] = CustomerId::Str(id.to_string());
                 }
                 ids
             }
@@ -349,41 +426,20 @@ impl Default for StrIndexBuilder {
 impl StrIndexBuilder {
     /// A builder sized for `rows` ids of about `bytes` bytes in all.
     pub fn with_capacity(rows: usize, bytes: usize) -> StrIndexBuilder {
-        // Only ids longer than INLINE spill: reserve for them only when the average id is that long.
-        let spill = if bytes > rows * INLINE {
-            bytes + 4 * rows
-        } else {
-            0
-        };
         StrIndexBuilder {
-            index: StrIndex::empty(rows, spill),
+            index: StrIndex::empty(rows, bytes),
         }
     }
 
     /// Adds the next row's id; a duplicate is returned as the error.
     pub fn push(&mut self, id: &str) -> Result<(), String> {
-        if self.index.find(id).is_some() {
-            return Err(id.to_string());
-        }
         let StrIndex {
-            slots,
-            spill,
+            shards,
             rows,
             hasher,
         } = &mut self.index;
-        let probe = Probe::of(id);
-        let mut slot = Slot {
-            key: probe.key,
-            len: probe.len,
-            row: *rows as u32,
-        };
-        if probe.len == SPILLED {
-            slot.key[..8].copy_from_slice(&(spill.len() as u64).to_le_bytes());
-            spill.extend_from_slice(&(id.len() as u32).to_le_bytes());
-            spill.extend_from_slice(id.as_bytes());
-        }
         let hash = hasher.hash_one(id.as_bytes());
-        slots.insert_unique(hash, slot, |s| hasher.hash_one(key_bytes(spill, s)));
+        shards[shard_of(hash)].insert(hasher, hash, id, *rows as u32)?;
         *rows += 1;
         Ok(())
     }
@@ -391,6 +447,81 @@ impl StrIndexBuilder {
     /// The finished index.
     pub fn finish(self) -> CustomerIndex {
         CustomerIndex::Str(self.index)
+    }
+}
+
+/// A string index filled by many threads at once, each adding the ids of whole row ranges (one row group):
+/// ids are hashed and grouped by shard outside any lock, then each shard is locked once per range.
+pub struct SharedStrIndexBuilder {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: DefaultHashBuilder,
+}
+
+impl SharedStrIndexBuilder {
+    /// A builder sized for `rows` ids of about `bytes` bytes in all.
+    pub fn with_capacity(rows: usize, bytes: usize) -> SharedStrIndexBuilder {
+        let (slots, spill) = shard_capacity(rows, bytes);
+        SharedStrIndexBuilder {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::with_capacity(slots, spill)))
+                .collect(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    /// Adds ids `id(0)..id(n)` as rows `first_row..first_row + n`; the first duplicate found is the error
+    /// (against any row added so far, by any thread).
+    pub fn push_rows<'a>(
+        &self,
+        first_row: usize,
+        n: usize,
+        id: impl Fn(usize) -> &'a str,
+    ) -> Result<(), String> {
+        let hashes: Vec<u64> = (0..n)
+            .map(|i| self.hasher.hash_one(id(i).as_bytes()))
+            .collect();
+        // Counting sort of the rows by shard, so each shard is locked once.
+        let mut starts = [0_usize; SHARDS + 1];
+        for &hash in &hashes {
+            starts[shard_of(hash) + 1] += 1;
+        }
+        for s in 0..SHARDS {
+            starts[s + 1] += starts[s];
+        }
+        let mut next = starts;
+        let mut order = vec![0_u32; n];
+        for (i, &hash) in hashes.iter().enumerate() {
+            let s = shard_of(hash);
+            order[next[s]] = i as u32;
+            next[s] += 1;
+        }
+        for (s, shard) in self.shards.iter().enumerate() {
+            let rows = &order[starts[s]..starts[s + 1]];
+            if rows.is_empty() {
+                continue;
+            }
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for &i in rows {
+                let i = i as usize;
+                shard.insert(&self.hasher, hashes[i], id(i), (first_row + i) as u32)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The finished index.
+    pub fn finish(self) -> CustomerIndex {
+        let shards: Box<[Shard]> = self
+            .shards
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        let rows = shards.iter().map(|s| s.slots.len()).sum();
+        CustomerIndex::Str(StrIndex {
+            shards,
+            rows,
+            hasher: self.hasher,
+        })
     }
 }
 
@@ -476,6 +607,67 @@ mod tests {
         for (row, id) in many.iter().enumerate() {
             assert_eq!(idx.get(&CustomerId::Str(id.clone())), Some(row));
         }
+    }
+
+    #[test]
+    fn shared_builder_takes_row_ranges_from_many_threads() {
+        let ids: Vec<String> = (0..20_000)
+            .map(|i| {
+                if i % 5 == 0 {
+                    format!("customer-with-a-long-id-{i:08}")
+                } else {
+                    format!("C{i:07}")
+                }
+            })
+            .collect();
+        // Ranges of uneven size, added out of order from two threads; a small capacity makes shards grow.
+        let builder = SharedStrIndexBuilder::with_capacity(100, 0);
+        let ranges = [
+            (0, 7_000),
+            (7_000, 7_001),
+            (7_001, 15_000),
+            (15_000, 20_000),
+        ];
+        std::thread::scope(|scope| {
+            for half in [[ranges[3], ranges[0]], [ranges[1], ranges[2]]] {
+                let (builder, ids) = (&builder, &ids);
+                scope.spawn(move || {
+                    for (start, end) in half {
+                        builder
+                            .push_rows(start, end - start, |i| ids[start + i].as_str())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let index = builder.finish();
+        assert_eq!(index.len(), ids.len());
+        for (row, id) in ids.iter().enumerate() {
+            assert_eq!(index.get(&CustomerId::Str(id.clone())), Some(row), "{id}");
+        }
+        assert_eq!(
+            index.ids(),
+            ids.iter()
+                .map(|id| CustomerId::Str(id.clone()))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(index.get(&CustomerId::Str("C9999999".into())), None);
+
+        // A duplicate in a later range, or inside one range, is the error.
+        let builder = SharedStrIndexBuilder::with_capacity(4, 0);
+        builder.push_rows(0, 2, |i| ["C1", "C2"][i]).unwrap();
+        assert_eq!(
+            builder.push_rows(2, 2, |i| ["C3", "C1"][i]).err().unwrap(),
+            "C1"
+        );
+        let builder = SharedStrIndexBuilder::with_capacity(4, 0);
+        assert_eq!(
+            builder
+                .push_rows(0, 3, |i| ["x", "y", "x"][i])
+                .err()
+                .unwrap(),
+            "x"
+        );
     }
 
     #[test]

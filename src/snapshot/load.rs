@@ -3,23 +3,15 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int64Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
-use rayon::prelude::*;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
+use super::decode::{Unit, decode_units};
 pub use super::discover::{
     DiscoverOptions, Discovery, PartFile, SUCCESS_MARKER, SnapshotSource, Unservable, discover,
     find_snapshots,
 };
-use super::ids::{CustomerIndex, StrIndexBuilder};
 use super::{FeatureSnapshot, SnapshotError};
 use super::{codec, partition};
 
@@ -31,21 +23,6 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
-}
-
-/// One row group of one file, and where its rows go in the matrix.
-struct Unit {
-    file: usize,
-    row_group: usize,
-    rows: usize,
-}
-
-/// The ids decoded from one unit.
-enum IdChunk {
-    Str(Vec<ArrayRef>),
-    Int(Vec<i64>),
-    /// A `UInt64` id column: kept unsigned so ids above `i64::MAX` stay exact.
-    UInt(Vec<u64>),
 }
 
 fn is_string_type(t: &DataType) -> bool {
@@ -250,374 +227,25 @@ impl OpenedSnapshot {
     /// Decodes row-group units `range` (in [`OpenedSnapshot::unit_rows`] order) into a snapshot of their rows
     /// alone, row groups in parallel; its version is `source name#first-last`.
     pub fn decode(&self, range: std::ops::Range<usize>) -> Result<FeatureSnapshot, SnapshotError> {
-        let units = &self.units[range.clone()];
-        let (source, columns, owned) = (&self.source, &self.columns, self.owned.as_deref());
-        let total_rows: usize = units.iter().map(|u| u.rows).sum();
-        let width = columns.len();
-        let mut matrix = vec![0.0_f32; total_rows * width];
-        let mut slices = Vec::with_capacity(units.len());
-        let mut rest = matrix.as_mut_slice();
-        for unit in units {
-            let (head, tail) = rest.split_at_mut(unit.rows * width);
-            slices.push(head);
-            rest = tail;
-        }
-        let decoded: Vec<(IdChunk, Option<OwnedChunk>)> = units
-            .par_iter()
-            .zip(slices.into_par_iter())
-            .map(|(unit, dst)| {
-                decode_unit(
-                    &source.files[unit.file],
-                    &self.metas[unit.file],
-                    unit,
-                    columns,
-                    owned,
-                    self.string_ids,
-                    dst,
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        let (chunks, owned_chunks): (Vec<IdChunk>, Vec<Option<OwnedChunk>>) =
-            decoded.into_iter().unzip();
-
-        let index = build_index(&source.path, chunks, total_rows)?;
-        let owned_items = owned.map(|_| merge_owned(owned_chunks.into_iter().flatten()));
+        let source = &self.source;
+        let (matrix, index, owned) = decode_units(
+            &source.path,
+            &source.files,
+            &self.metas,
+            &self.units[range.clone()],
+            &self.columns,
+            self.owned.as_deref(),
+            self.string_ids,
+        )?;
         let mut snapshot = FeatureSnapshot::new(
             format!("{}#{}-{}", source.name, range.start, range.end),
             source.path.clone(),
-            columns.to_vec(),
+            self.columns.clone(),
             matrix,
             index,
         );
         snapshot.produced_at = source.modified;
-        snapshot.owned = owned_items;
+        snapshot.owned = owned;
         Ok(snapshot)
     }
-}
-
-/// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix).
-fn decode_unit(
-    part: &PartFile,
-    meta: &ArrowReaderMetadata,
-    unit: &Unit,
-    columns: &[String],
-    owned: Option<&str>,
-    string_ids: bool,
-    dst: &mut [f32],
-) -> Result<(IdChunk, Option<OwnedChunk>), SnapshotError> {
-    let path = part.path.as_path();
-    let schema = meta.schema();
-    let roots = std::iter::once(ID_COLUMN)
-        .chain(columns.iter().map(String::as_str))
-        .chain(owned)
-        .filter_map(|name| schema.index_of(name).ok());
-    let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
-    let file = File::open(path).map_err(|e| read_error(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-        .with_row_groups(vec![unit.row_group])
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| read_error(path, e))?;
-    let width = columns.len();
-    let unsigned_ids = schema
-        .field_with_name(ID_COLUMN)
-        .is_ok_and(|f| *f.data_type() == DataType::UInt64);
-    let mut ids = if string_ids {
-        IdChunk::Str(Vec::new())
-    } else if unsigned_ids {
-        IdChunk::UInt(Vec::with_capacity(unit.rows))
-    } else {
-        IdChunk::Int(Vec::with_capacity(unit.rows))
-    };
-    let mut owned_chunk = owned.map(|_| OwnedChunk::default());
-    let mut row = 0;
-    for batch in reader {
-        let batch =
-            batch.map_err(|e| read_error(path, format!("corrupt or truncated data: {e}")))?;
-        let n = batch.num_rows();
-        if row + n > unit.rows {
-            return Err(read_error(
-                path,
-                "a row group holds more rows than its metadata says",
-            ));
-        }
-        collect_ids(path, &batch, &mut ids)?;
-        if let (Some(name), Some(chunk)) = (owned, owned_chunk.as_mut()) {
-            chunk.collect(path, &batch, name)?;
-        }
-        for (c, name) in columns.iter().enumerate() {
-            // A Hive partition column: the same value on every row of this file.
-            if let Some(value) = part.value(name) {
-                partition::fill_column(&mut dst[row * width..(row + n) * width], c, width, value);
-                continue;
-            }
-            write_column(
-                path,
-                &batch,
-                name,
-                &mut dst[row * width..(row + n) * width],
-                c,
-                width,
-            )?;
-        }
-        row += n;
-    }
-    if row != unit.rows {
-        return Err(read_error(
-            path,
-            format!(
-                "row group {} ended after {row} of {} rows",
-                unit.row_group, unit.rows
-            ),
-        ));
-    }
-    Ok((ids, owned_chunk))
-}
-
-fn column<'b>(
-    path: &Path,
-    batch: &'b RecordBatch,
-    name: &str,
-) -> Result<&'b ArrayRef, SnapshotError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| SnapshotError::Column {
-            path: path.to_path_buf(),
-            column: name.to_string(),
-            problem: "is missing from a row group".into(),
-        })
-}
-
-/// Cast options that fail on overflow instead of writing a null.
-const CHECKED: arrow_cast::CastOptions<'static> = arrow_cast::CastOptions {
-    safe: false,
-    format_options: arrow_cast::display::FormatOptions::new(),
-};
-
-fn collect_ids(path: &Path, batch: &RecordBatch, ids: &mut IdChunk) -> Result<(), SnapshotError> {
-    let array = column(path, batch, ID_COLUMN)?;
-    let id_error = |problem: String| SnapshotError::Column {
-        path: path.to_path_buf(),
-        column: ID_COLUMN.to_string(),
-        problem,
-    };
-    if array.null_count() > 0 {
-        return Err(id_error(format!("has {} null ids", array.null_count())));
-    }
-    match ids {
-        IdChunk::Str(chunks) => {
-            let utf8 =
-                arrow_cast::cast(array, &DataType::Utf8).map_err(|e| id_error(e.to_string()))?;
-            chunks.push(utf8);
-        }
-        // Checked casts: a value that does not fit is an error, never a null read as 0.
-        IdChunk::Int(values) => {
-            let int64 = arrow_cast::cast_with_options(array, &DataType::Int64, &CHECKED)
-                .map_err(|e| id_error(e.to_string()))?;
-            values.extend_from_slice(int64.as_primitive::<Int64Type>().values());
-        }
-        IdChunk::UInt(values) => {
-            let uint64 = arrow_cast::cast_with_options(array, &DataType::UInt64, &CHECKED)
-                .map_err(|e| id_error(e.to_string()))?;
-            values.extend_from_slice(uint64.as_primitive::<UInt64Type>().values());
-        }
-    }
-    Ok(())
-}
-
-/// Writes column `name` of `batch` into column `c` of the row-major `dst`; nulls become NaN.
-fn write_column(
-    path: &Path,
-    batch: &RecordBatch,
-    name: &str,
-    dst: &mut [f32],
-    c: usize,
-    width: usize,
-) -> Result<(), SnapshotError> {
-    let array = column(path, batch, name)?;
-    let floats =
-        arrow_cast::cast(array, &DataType::Float32).map_err(|e| SnapshotError::Column {
-            path: path.to_path_buf(),
-            column: name.to_string(),
-            problem: format!("cannot be read as numbers: {e}"),
-        })?;
-    let floats = floats.as_primitive::<Float32Type>();
-    let values = floats.values();
-    let cells = dst.iter_mut().skip(c).step_by(width);
-    match floats.nulls() {
-        None => cells.zip(values.iter()).for_each(|(d, &v)| *d = v),
-        Some(nulls) => cells
-            .zip(values.iter().zip(nulls.iter()))
-            .for_each(|(d, (&v, valid))| *d = if valid { v } else { f32::NAN }),
-    }
-    Ok(())
-}
-
-/// One unit's owned items: per-row counts and values as indices into a unit-local table of distinct ids.
-#[derive(Default)]
-struct OwnedChunk {
-    counts: Vec<u32>,
-    values: Vec<u32>,
-    dict: Vec<String>,
-    lookup: std::collections::HashMap<String, u32>,
-}
-
-impl OwnedChunk {
-    fn collect(
-        &mut self,
-        path: &Path,
-        batch: &RecordBatch,
-        name: &str,
-    ) -> Result<(), SnapshotError> {
-        let array = column(path, batch, name)?;
-        let target = DataType::List(Arc::new(arrow_schema::Field::new_list_field(
-            DataType::Utf8,
-            true,
-        )));
-        let list = arrow_cast::cast(array, &target).map_err(|e| SnapshotError::Column {
-            path: path.to_path_buf(),
-            column: name.to_string(),
-            problem: format!("cannot be read as a list of item ids: {e}"),
-        })?;
-        let list = list.as_list::<i32>();
-        let offsets = list.value_offsets();
-        let values = list.values().as_string::<i32>();
-        for r in 0..list.len() {
-            if list.is_null(r) {
-                self.counts.push(0);
-                continue;
-            }
-            let (start, end) = (offsets[r] as usize, offsets[r + 1] as usize);
-            let mut count = 0;
-            for i in start..end {
-                if values.is_null(i) {
-                    continue;
-                }
-                let id = values.value(i);
-                let index = match self.lookup.get(id) {
-                    Some(&index) => index,
-                    None => {
-                        let index = self.dict.len() as u32;
-                        self.dict.push(id.to_string());
-                        self.lookup.insert(id.to_string(), index);
-                        index
-                    }
-                };
-                self.values.push(index);
-                count += 1;
-            }
-            self.counts.push(count);
-        }
-        Ok(())
-    }
-}
-
-/// Joins units' owned items in row order under one table of distinct ids.
-fn merge_owned(chunks: impl Iterator<Item = OwnedChunk>) -> super::OwnedItems {
-    let mut merged = super::OwnedItems {
-        offsets: vec![0],
-        ..Default::default()
-    };
-    let mut global: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
-    for chunk in chunks {
-        let remap: Vec<u32> = chunk
-            .dict
-            .into_iter()
-            .map(|id| {
-                let next = merged.dict.len() as u32;
-                *global.entry(id).or_insert_with_key(|id| {
-                    merged.dict.push(id.clone());
-                    next
-                })
-            })
-            .collect();
-        let mut taken = 0;
-        for count in chunk.counts {
-            let count = count as usize;
-            merged.values.extend(
-                chunk.values[taken..taken + count]
-                    .iter()
-                    .map(|&v| remap[v as usize]),
-            );
-            taken += count;
-            merged.offsets.push(merged.values.len());
-        }
-    }
-    merged
-}
-
-fn build_index(
-    path: &Path,
-    chunks: Vec<IdChunk>,
-    rows: usize,
-) -> Result<CustomerIndex, SnapshotError> {
-    let duplicate = |id: String| SnapshotError::DuplicateId {
-        path: path.to_path_buf(),
-        id,
-    };
-    if matches!(chunks.first(), Some(IdChunk::Int(_) | IdChunk::UInt(_))) {
-        return build_integer_index(path, chunks);
-    }
-    let arrays: Vec<Arc<dyn Array>> = chunks
-        .into_iter()
-        .flat_map(|c| match c {
-            IdChunk::Str(v) => v,
-            IdChunk::Int(_) | IdChunk::UInt(_) => Vec::new(),
-        })
-        .collect();
-    let bytes: usize = arrays
-        .iter()
-        .map(|a| a.as_string::<i32>().value_data().len())
-        .sum();
-    let mut builder = StrIndexBuilder::with_capacity(rows, bytes);
-    for array in &arrays {
-        for id in array.as_string::<i32>().iter().flatten() {
-            builder.push(id).map_err(duplicate)?;
-        }
-    }
-    Ok(builder.finish())
-}
-
-/// Integer ids, exact over the whole i64 and u64 ranges: signed when every id fits `i64`, unsigned when some
-/// `UInt64` id is above `i64::MAX` (then a negative id in another part file is refused, naming both).
-fn build_integer_index(path: &Path, chunks: Vec<IdChunk>) -> Result<CustomerIndex, SnapshotError> {
-    let duplicate = |id: String| SnapshotError::DuplicateId {
-        path: path.to_path_buf(),
-        id,
-    };
-    let unsigned = |c: &IdChunk| match c {
-        IdChunk::UInt(v) => v.iter().copied().find(|&u| u > i64::MAX as u64),
-        _ => None,
-    };
-    let Some(big) = chunks.iter().find_map(unsigned) else {
-        let ints = chunks.into_iter().flat_map(|c| match c {
-            IdChunk::Int(v) => v,
-            // Every value fits: checked above.
-            IdChunk::UInt(v) => v.into_iter().map(|u| u as i64).collect(),
-            IdChunk::Str(_) => Vec::new(),
-        });
-        return CustomerIndex::from_integers(ints).map_err(duplicate);
-    };
-    let negative = chunks.iter().find_map(|c| match c {
-        IdChunk::Int(v) => v.iter().copied().find(|&i| i < 0),
-        _ => None,
-    });
-    if let Some(negative) = negative {
-        return Err(SnapshotError::Column {
-            path: path.to_path_buf(),
-            column: ID_COLUMN.to_string(),
-            problem: format!(
-                "mixes negative ids (first: {negative}) with unsigned ids above {} (first: {big}); \
-                 one integer index cannot hold both",
-                i64::MAX
-            ),
-        });
-    }
-    let ids = chunks.into_iter().flat_map(|c| match c {
-        IdChunk::Int(v) => v.into_iter().map(|i| i as u64).collect(),
-        IdChunk::UInt(v) => v,
-        IdChunk::Str(_) => Vec::new(),
-    });
-    CustomerIndex::from_unsigned(ids).map_err(duplicate)
 }

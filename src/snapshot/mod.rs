@@ -2,13 +2,16 @@
 
 pub mod check;
 pub mod codec;
+mod decode;
 pub mod discover;
 pub mod drift;
 pub mod hidden;
 pub mod ids;
 pub mod load;
+mod owned;
 pub mod partition;
 pub mod reload;
+mod row_group;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -263,7 +266,7 @@ impl FeatureSnapshot {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct OwnedItems {
     /// `offsets[r]..offsets[r + 1]` are row r's entries in `values`.
-    pub offsets: Vec<usize>,
+    pub offsets: Vec<u32>,
     /// Indices into `dict`.
     pub values: Vec<u32>,
     /// Distinct item ids.
@@ -273,8 +276,8 @@ pub struct OwnedItems {
 impl OwnedItems {
     /// The item ids customer row `row` owns.
     pub fn of(&self, row: usize) -> impl Iterator<Item = &str> {
-        let range = self.offsets.get(row).copied().unwrap_or(0)
-            ..self.offsets.get(row + 1).copied().unwrap_or(0);
+        let at = |r: usize| self.offsets.get(r).map_or(0, |&o| o as usize);
+        let range = at(row)..at(row + 1);
         self.values[range]
             .iter()
             .map(|&v| self.dict[v as usize].as_str())
