@@ -7,10 +7,11 @@ use std::path::Path;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
+use super::load_snapshot_with;
 use super::reload::{ReloadPolicy, validate};
-use super::{find_snapshots, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
+use crate::storage::find_snapshots;
 
 /// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
 /// (manifests only; no ONNX Runtime needed).

@@ -12,12 +12,15 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
 };
+use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
 use super::ids::{CustomerIndex, StrIndexBuilder};
 use super::{FeatureSnapshot, SnapshotError};
+use crate::storage::RemoteParts;
 
 /// The id column every snapshot must have.
 pub const ID_COLUMN: &str = "customer_id";
@@ -35,10 +38,12 @@ pub struct SnapshotSource {
     pub files: Vec<PathBuf>,
     /// Modification time of the file, or of the folder's `_SUCCESS` marker.
     pub modified: SystemTime,
+    /// The part objects when the snapshot is in an object store (`files` then holds their URLs).
+    pub remote: Option<RemoteParts>,
 }
 
 /// Names writers use while a file is incomplete: hidden, underscore (`_temporary`), or temporary suffixes.
-fn is_in_progress(name: &str) -> bool {
+pub(crate) fn is_in_progress(name: &str) -> bool {
     name.starts_with('.')
         || name.starts_with('_')
         || [".tmp", ".temp", ".crc", ".inprogress", ".partial"]
@@ -46,7 +51,8 @@ fn is_in_progress(name: &str) -> bool {
             .any(|s| name.ends_with(s))
 }
 
-fn is_parquet(name: &str) -> bool {
+/// Whether a file or object name is a Parquet part.
+pub(crate) fn is_parquet(name: &str) -> bool {
     name.ends_with(".parquet") || name.ends_with(".parq")
 }
 
@@ -92,6 +98,7 @@ fn part_folder(dir: &Path) -> Result<Option<SnapshotSource>, SnapshotError> {
         path: dir.to_path_buf(),
         files,
         modified: modified(&marker)?,
+        remote: None,
     }))
 }
 
@@ -101,6 +108,7 @@ fn single_file(path: &Path) -> Result<SnapshotSource, SnapshotError> {
         path: path.to_path_buf(),
         files: vec![path.to_path_buf()],
         modified: modified(path)?,
+        remote: None,
     })
 }
 
@@ -252,10 +260,8 @@ pub fn open_snapshot(
 ) -> Result<OpenedSnapshot, SnapshotError> {
     let mut metas = Vec::with_capacity(source.files.len());
     let mut string_ids = None;
-    for path in &source.files {
-        let file = File::open(path).map_err(|e| read_error(path, e))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))?;
+    for (i, path) in source.files.iter().enumerate() {
+        let meta = read_footer(source, i)?;
         let strings = check_schema(path, meta.schema(), columns)?;
         if let Some(name) = owned
             && let Ok(field) = meta.schema().field_with_name(name)
@@ -368,9 +374,8 @@ impl OpenedSnapshot {
             .par_iter()
             .zip(slices.into_par_iter())
             .map(|(unit, dst)| {
-                let path = &source.files[unit.file];
                 decode_unit(
-                    path,
+                    source,
                     &self.metas[unit.file],
                     unit,
                     columns,
@@ -398,9 +403,62 @@ impl OpenedSnapshot {
     }
 }
 
+/// Reads the footer of part `file` of `source`: from the local file, or from the remote object's last bytes.
+fn read_footer(source: &SnapshotSource, file: usize) -> Result<ArrowReaderMetadata, SnapshotError> {
+    let path = &source.files[file];
+    let options = ArrowReaderOptions::new();
+    let meta = match &source.remote {
+        None => {
+            let local = File::open(path).map_err(|e| read_error(path, e))?;
+            ArrowReaderMetadata::load(&local, options)
+        }
+        Some(remote) => {
+            let footer = remote.footer(file)?;
+            ArrowReaderMetadata::load(&footer, options)
+        }
+    };
+    meta.map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))
+}
+
+/// A reader of row group `unit` with the columns of `mask`, over the local file or over the byte ranges of those
+/// columns fetched from the remote object.
+fn row_group_reader(
+    remote: Option<&RemoteParts>,
+    path: &Path,
+    meta: &ArrowReaderMetadata,
+    unit: &Unit,
+    mask: ProjectionMask,
+) -> Result<ParquetRecordBatchReader, SnapshotError> {
+    fn build<R: ChunkReader + 'static>(
+        reader: R,
+        meta: &ArrowReaderMetadata,
+        unit: &Unit,
+        mask: ProjectionMask,
+    ) -> parquet::errors::Result<ParquetRecordBatchReader> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(reader, meta.clone())
+            .with_row_groups(vec![unit.row_group])
+            .with_projection(mask)
+            .with_batch_size(8192)
+            .build()
+    }
+    let reader = match remote {
+        None => build(
+            File::open(path).map_err(|e| read_error(path, e))?,
+            meta,
+            unit,
+            mask,
+        ),
+        Some(remote) => {
+            let ranges = remote.row_group(unit.file, meta.metadata(), unit.row_group, &mask)?;
+            build(ranges, meta, unit, mask)
+        }
+    };
+    reader.map_err(|e| read_error(path, e))
+}
+
 /// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix).
 fn decode_unit(
-    path: &Path,
+    source: &SnapshotSource,
     meta: &ArrowReaderMetadata,
     unit: &Unit,
     columns: &[String],
@@ -414,13 +472,8 @@ fn decode_unit(
         .chain(owned)
         .filter_map(|name| schema.index_of(name).ok());
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
-    let file = File::open(path).map_err(|e| read_error(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
-        .with_row_groups(vec![unit.row_group])
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| read_error(path, e))?;
+    let path = &source.files[unit.file];
+    let reader = row_group_reader(source.remote.as_ref(), path, meta, unit, mask)?;
     let width = columns.len();
     let unsigned_ids = schema
         .field_with_name(ID_COLUMN)
