@@ -219,7 +219,8 @@ pub struct CheckPolicyArgs {
 /// Arguments of `crmscore check-snapshot`.
 #[derive(Debug, Args)]
 pub struct CheckSnapshotArgs {
-    /// The Parquet file, part folder (with _SUCCESS), or folder of snapshots (its newest is checked).
+    /// The Parquet file, part folder (with _SUCCESS), or folder of snapshots (its newest is checked); local or an
+    /// object-store URL (s3://, gs://, az://, file://).
     pub path: PathBuf,
     /// Model repository whose feature columns the snapshot must provide.
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
@@ -287,7 +288,8 @@ pub struct Config {
     #[arg(long, env = "CRMSCORE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Model repository: one folder per model with model.toml + model.onnx.
+    /// Model repository: one folder per model with model.toml + model.onnx; or an object-store URL (s3://, gs://,
+    /// az://, abfs://, file://) mirrored into <state-dir>/model-cache (docs/object-storage.md).
     #[arg(long, env = "CRMSCORE_MODELS", default_value = "models")]
     pub models: PathBuf,
 
@@ -311,7 +313,8 @@ pub struct Config {
     )]
     pub policy: Option<PathBuf>,
 
-    /// Snapshot folder (the newest complete Parquet snapshot in it is served) or one Parquet file or part folder.
+    /// Snapshot folder (the newest complete Parquet snapshot in it is served) or one Parquet file or part folder;
+    /// or the same in an object store: s3://bucket/prefix/, gs://, az://, abfs://, file:// (docs/object-storage.md).
     #[arg(long, env = "CRMSCORE_SNAPSHOTS", default_value = "snapshots")]
     pub snapshots: PathBuf,
 

@@ -19,6 +19,7 @@ pub mod report;
 pub mod scoring;
 pub mod shutdown;
 pub mod snapshot;
+pub mod storage;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
@@ -65,6 +66,9 @@ pub enum StartError {
     /// The outcome log's folder could not be opened or its leftover write-ahead log not recovered.
     #[error("outcome log: {0}")]
     Feedback(#[from] feedback::FeedbackError),
+    /// `--models` or `--snapshots` names an object store that cannot be used (a bad URL, or models not mirrored).
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
     /// A configuration the server refuses to run with (open admin routes on the network, an empty token).
     #[error("{0}")]
     Unsafe(String),
@@ -198,9 +202,14 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         intra_threads: config.intra_threads,
         cuda: config.cuda_options(),
     };
+    // Models in an object store are mirrored into a local folder first; the loader reads that folder.
+    let model_sync = storage::ModelSync::open(&config.models, config.state_dir.as_deref())?;
+    let models_dir = model_sync
+        .as_ref()
+        .map_or_else(|| config.models.clone(), |s| s.local().to_path_buf());
     let models = match config.strict_models {
-        true => ModelRegistry::load(&config.models, &overrides, &options, &metrics)?,
-        false => ModelRegistry::load_available(&config.models, &overrides, &options, &metrics),
+        true => ModelRegistry::load(&models_dir, &overrides, &options, &metrics)?,
+        false => ModelRegistry::load_available(&models_dir, &overrides, &options, &metrics),
     }
     .with_default_timeout(
         config
@@ -268,6 +277,7 @@ pub fn start(config: Config) -> Result<RunningServer, StartError> {
         api_keys,
         feedback_dir: config.feedback_dir.clone(),
         feedback,
+        model_sync,
     });
     let stopping = Arc::new(AtomicBool::new(false));
     spawn_watcher(state.clone(), config.poll(), stopping.clone())?;
@@ -391,6 +401,11 @@ pub fn rescan(state: &AppState) {
         &state.metrics,
         scorer.as_ref().map(|s| s as &dyn snapshot::SampleScorer),
     );
+    if let Some(sync) = &state.model_sync
+        && let Err(error) = sync.sync()
+    {
+        tracing::error!(%error, "models not mirrored from the object store; the served models stay");
+    }
     let reloaded = state
         .models
         .reload_changed(&|spec| provide_columns(state, spec), &state.metrics);

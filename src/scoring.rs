@@ -44,6 +44,8 @@ pub struct AppState {
     pub feedback_dir: Option<std::path::PathBuf>,
     /// The outcome and decision log (None: --feedback-dir is empty, recording is off).
     pub feedback: Option<crate::feedback::FeedbackLog>,
+    /// The local mirror of `--models` when it is an object-store URL (synced before each model rescan).
+    pub model_sync: Option<crate::storage::ModelSync>,
 }
 
 /// The staleness rule.

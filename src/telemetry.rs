@@ -472,6 +472,7 @@ impl Metrics {
         ] {
             r.register(c).expect("metric names are unique");
         }
+        crate::storage::metrics::register(r);
         m
     }
 

@@ -8,9 +8,10 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use super::load::ID_COLUMN;
 use super::reload::{ReloadPolicy, check_drift, validate};
-use super::{DiscoverOptions, FeatureSnapshot, discover, find_snapshots, load_snapshot_with};
+use super::{DiscoverOptions, FeatureSnapshot, discover, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
+use crate::storage::find_snapshots;
 
 /// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
 /// (manifests only; no ONNX Runtime needed).

@@ -16,7 +16,10 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
 use super::discover::PartFile;
@@ -26,6 +29,7 @@ use super::owned::{OwnedChunk, merge_owned};
 use super::partition;
 use super::row_group::RowGroupBytes;
 use super::{OwnedItems, SnapshotError};
+use crate::storage::RemoteParts;
 
 /// One row group of one file, and how many rows it holds.
 pub(super) struct Unit {
@@ -50,6 +54,8 @@ pub(super) struct Plan<'a> {
     pub(super) owned: Option<&'a str>,
     /// The index string ids go into; `None` for integer ids (collected per unit, indexed after).
     pub(super) index: Option<&'a SharedStrIndexBuilder>,
+    /// The part objects, when the snapshot is in an object store.
+    pub(super) remote: Option<&'a RemoteParts>,
 }
 
 /// The ids decoded from one unit.
@@ -73,6 +79,7 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
 pub(super) fn decode_units(
     snapshot: &Path,
     parts: &[PartFile],
+    remote: Option<&RemoteParts>,
     metas: &[ArrowReaderMetadata],
     units: &[Unit],
     columns: &[String],
@@ -97,6 +104,7 @@ pub(super) fn decode_units(
         columns,
         owned,
         index: index.as_ref(),
+        remote,
     };
     let decoded: Vec<(IdChunk, Option<OwnedChunk>)> = jobs
         .into_par_iter()
@@ -128,6 +136,45 @@ pub(super) fn decode_units(
     Ok((matrix, index, owned_items))
 }
 
+/// A reader of row group `unit` with the columns of `mask`: over one read of the local file's projected
+/// chunks, or over those chunks' byte ranges fetched from the object store.
+fn row_group_reader(
+    remote: Option<&RemoteParts>,
+    part: &PartFile,
+    meta: &ArrowReaderMetadata,
+    unit: &Unit,
+    mask: ProjectionMask,
+) -> Result<ParquetRecordBatchReader, SnapshotError> {
+    fn build<R: ChunkReader + 'static>(
+        reader: R,
+        meta: &ArrowReaderMetadata,
+        unit: &Unit,
+        mask: ProjectionMask,
+    ) -> parquet::errors::Result<ParquetRecordBatchReader> {
+        ParquetRecordBatchReaderBuilder::new_with_metadata(reader, meta.clone())
+            .with_row_groups(vec![unit.row_group])
+            .with_projection(mask)
+            .with_batch_size(unit.rows.clamp(1, MAX_BATCH))
+            .build()
+    }
+    let path = part.path.as_path();
+    let reader = match remote {
+        Some(remote) => {
+            let ranges = remote.row_group(unit.file, meta.metadata(), unit.row_group, &mask)?;
+            build(ranges, meta, unit, mask)
+        }
+        None => {
+            let leaves =
+                (0..meta.parquet_schema().num_columns()).filter(|&leaf| mask.leaf_included(leaf));
+            let file = File::open(path).map_err(|e| read_error(path, e))?;
+            let bytes = RowGroupBytes::read(&file, meta, unit.row_group, leaves)
+                .map_err(|e| read_error(path, format!("corrupt or truncated data: {e}")))?;
+            build(bytes, meta, unit, mask)
+        }
+    };
+    reader.map_err(|e| read_error(path, e))
+}
+
 /// Decodes one row group's id and feature columns; features go into `dst` (this unit's rows of the matrix),
 /// string ids into the shared index as rows `first_row..`.
 pub(super) fn decode_unit(
@@ -146,16 +193,7 @@ pub(super) fn decode_unit(
         .filter_map(|name| schema.index_of(name).ok())
         .collect();
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots.iter().copied());
-    let leaves = (0..meta.parquet_schema().num_columns()).filter(|&leaf| mask.leaf_included(leaf));
-    let file = File::open(path).map_err(|e| read_error(path, e))?;
-    let bytes = RowGroupBytes::read(&file, meta, unit.row_group, leaves)
-        .map_err(|e| read_error(path, format!("corrupt or truncated data: {e}")))?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta.clone())
-        .with_row_groups(vec![unit.row_group])
-        .with_projection(mask)
-        .with_batch_size(unit.rows.clamp(1, MAX_BATCH))
-        .build()
-        .map_err(|e| read_error(path, e))?;
+    let reader = row_group_reader(plan.remote, part, meta, unit, mask)?;
     let width = plan.columns.len();
     let unsigned_ids = schema
         .field_with_name(ID_COLUMN)

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::SnapshotError;
 use super::partition::{Partition, PartitionValue, parse_segment, type_partitions};
+use crate::storage::RemoteParts;
 
 /// The marker Spark and Hive write when a folder of part files is complete.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
@@ -43,6 +44,8 @@ pub struct SnapshotSource {
     pub files: Vec<PartFile>,
     /// Modification time of the file, of the folder's `_SUCCESS` marker, or of its newest entry (settled).
     pub modified: SystemTime,
+    /// The part objects when the snapshot is in an object store (`files` then holds their URLs).
+    pub remote: Option<RemoteParts>,
 }
 
 /// A snapshot found on disk that is not served, and why.
@@ -282,6 +285,7 @@ fn snapshot_folder(dir: &Path, options: &DiscoverOptions) -> Result<Found, Snaps
         path: dir.to_path_buf(),
         files,
         modified,
+        remote: None,
     }))
 }
 
@@ -294,6 +298,7 @@ fn single_file(path: &Path) -> Result<SnapshotSource, SnapshotError> {
             partition: Vec::new(),
         }],
         modified: modified(path)?,
+        remote: None,
     })
 }
 
@@ -314,6 +319,12 @@ fn is_snapshot_folder(dir: &Path) -> Result<bool, SnapshotError> {
 /// Everything under `path`, newest first. `path` may be a snapshot itself (a Parquet file, or a part folder with
 /// `_SUCCESS` or partition sub-folders) or a folder of them: `.parquet` files and sub-folders.
 pub fn discover(path: &Path, options: &DiscoverOptions) -> Result<Discovery, SnapshotError> {
+    if crate::storage::is_remote(path) {
+        return Ok(Discovery {
+            sources: crate::storage::snapshots::find_remote(&path.to_string_lossy())?,
+            unservable: Vec::new(),
+        });
+    }
     let mut found = Discovery::default();
     let mut push = |f: Found| match f {
         Found::Source(s) => found.sources.push(s),

@@ -123,11 +123,9 @@ pub fn open_snapshot(
 ) -> Result<OpenedSnapshot, SnapshotError> {
     let mut metas = Vec::with_capacity(source.files.len());
     let mut string_ids = None;
-    for part in &source.files {
+    for (i, part) in source.files.iter().enumerate() {
         let path = &part.path;
-        let file = File::open(path).map_err(|e| read_error(path, e))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-            .map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))?;
+        let meta = read_footer(source, i)?;
         // Hive partition columns come from the file's folders, not from the file; codecs checked up front.
         let own_columns = partition::file_columns(path, &part.partition, columns)?;
         let strings = check_schema(path, meta.schema(), &own_columns)?;
@@ -231,6 +229,7 @@ impl OpenedSnapshot {
         let (matrix, index, owned) = decode_units(
             &source.path,
             &source.files,
+            source.remote.as_ref(),
             &self.metas,
             &self.units[range.clone()],
             &self.columns,
@@ -248,4 +247,21 @@ impl OpenedSnapshot {
         snapshot.owned = owned;
         Ok(snapshot)
     }
+}
+
+/// Reads the footer of part `file` of `source`: from the local file, or from the remote object's last bytes.
+fn read_footer(source: &SnapshotSource, file: usize) -> Result<ArrowReaderMetadata, SnapshotError> {
+    let path = &source.files[file].path;
+    let options = ArrowReaderOptions::new();
+    let meta = match &source.remote {
+        None => {
+            let local = File::open(path).map_err(|e| read_error(path, e))?;
+            ArrowReaderMetadata::load(&local, options)
+        }
+        Some(remote) => {
+            let footer = remote.footer(file)?;
+            ArrowReaderMetadata::load(&footer, options)
+        }
+    };
+    meta.map_err(|e| read_error(path, format!("not a readable Parquet file: {e}")))
 }

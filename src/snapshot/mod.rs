@@ -45,6 +45,9 @@ pub enum SnapshotError {
     DuplicateId { path: PathBuf, id: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// An object store could not be read after its retries (network, throttling): tried again at the next poll.
+    #[error("cannot fetch {path}: {message}")]
+    Unreachable { path: PathBuf, message: String },
 }
 
 /// One loaded snapshot. Immutable: a reload builds a new one and swaps the `Arc`.

@@ -47,26 +47,33 @@ pub struct Waivers {
     pub drift: bool,
 }
 
-/// Identity of a snapshot on disk: a replaced file (same path, new rename) has a new modification time or size.
+/// Identity of a snapshot on disk: a replaced file (same path, new rename) has a new modification time or size;
+/// a replaced object in an object store also a new ETag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SourceKey {
     path: PathBuf,
     modified: SystemTime,
     bytes: u64,
+    /// The parts' names, sizes, ETags and modification times (objects only).
+    tag: Option<String>,
 }
 
 impl SourceKey {
     fn of(source: &SnapshotSource) -> SourceKey {
-        let bytes = source
-            .files
-            .iter()
-            .filter_map(|f| std::fs::metadata(&f.path).ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes = match &source.remote {
+            Some(remote) => remote.bytes(),
+            None => source
+                .files
+                .iter()
+                .filter_map(|f| std::fs::metadata(&f.path).ok())
+                .map(|m| m.len())
+                .sum(),
+        };
         SourceKey {
             path: source.path.clone(),
             modified: source.modified,
             bytes,
+            tag: source.remote.as_ref().map(|r| r.fingerprint()),
         }
     }
 
@@ -75,6 +82,7 @@ impl SourceKey {
             path: found.path.clone(),
             modified: found.modified,
             bytes: 0,
+            tag: None,
         }
     }
 }
@@ -357,8 +365,13 @@ impl SnapshotReloader {
             }
             let waive = accept_row_drop || memory.accept_row_drop_once;
             let started = Instant::now();
+            // An object store that could not be read is tried again at the next poll, not refused until changed.
+            let mut unreachable = false;
             let outcome = load_snapshot_with(source, columns, owned)
-                .map_err(|e| e.to_string())
+                .map_err(|e| {
+                    unreachable = matches!(e, super::SnapshotError::Unreachable { .. });
+                    e.to_string()
+                })
                 .and_then(|mut new| {
                     let guard = memory
                         .baseline
@@ -420,7 +433,9 @@ impl SnapshotReloader {
                     tracing::error!(snapshot = %source.name, %error, "snapshot refused; the served one (if any) stays, older ones are tried");
                     metrics.snapshot_load_failures.inc();
                     refused.push(refusal(&error));
-                    memory.rejected.insert(key, error);
+                    if !unreachable {
+                        memory.rejected.insert(key, error);
+                    }
                 }
             }
         }
@@ -659,6 +674,7 @@ mod tests {
             path: snapshots.join("s"),
             modified: UNIX_EPOCH + std::time::Duration::from_millis(1_500),
             bytes: 42,
+            tag: None,
         };
         reloader.persist(&key, &snapshot(100, |i| [i as f32, 1.0]));
         let text = std::fs::read_to_string(dir.join(STATE_FILE)).unwrap();

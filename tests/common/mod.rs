@@ -386,6 +386,24 @@ impl Served {
 
     /// As `start`, on `device` (cpu, cuda or auto).
     pub fn start_on(device: &str, args: &[&str], rust_log: &str) -> Served {
+        let (models, snapshots) = (models(), sample_snapshot());
+        Served::start_with(
+            device,
+            (models.as_ref(), snapshots.as_ref()),
+            args,
+            &[],
+            rust_log,
+        )
+    }
+
+    /// As `start_on`, with `--models` and `--snapshots` as given (paths or object-store URLs) and `env` added.
+    pub fn start_with(
+        device: &str,
+        (models, snapshots): (&std::ffi::OsStr, &std::ffi::OsStr),
+        args: &[&str],
+        env: &[(&str, &str)],
+        rust_log: &str,
+    ) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_crmscore"))
             .current_dir(repo())
             .arg("serve")
@@ -401,10 +419,11 @@ impl Served {
                 false => &["--feedback-dir", ""][..],
             })
             .arg("--models")
-            .arg(models())
+            .arg(models)
             .arg("--snapshots")
-            .arg(sample_snapshot())
+            .arg(snapshots)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", rust_log)
             .env_remove("CRMSCORE_LOG_FORMAT")
             .env_remove("CRMSCORE_ACCESS_LOG")
