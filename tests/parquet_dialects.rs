@@ -253,13 +253,15 @@ fn every_snapshot_found_but_not_served_says_why() {
     let cases: Vec<(&str, Setup, String)> = vec![
         (
             "no-success",
-            Box::new(|f: &Path| write_parquet(&f.join("part-00000.parquet"), &[rows.clone()])),
+            Box::new(|f: &Path| {
+                write_parquet(&f.join("part-00000.parquet"), std::slice::from_ref(&rows))
+            }),
             "has no _SUCCESS marker".into(),
         ),
         (
             "not-parquet",
             Box::new(|f: &Path| {
-                write_parquet(&f.join("part-00000.parquet"), &[rows.clone()]);
+                write_parquet(&f.join("part-00000.parquet"), std::slice::from_ref(&rows));
                 std::fs::write(f.join("part-00001"), b"customer_id,x\nC1,2\n").unwrap();
                 success(f);
             }),

@@ -22,7 +22,7 @@ use parquet::arrow::arrow_reader::{
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
-use super::discover::PartFile;
+use super::discover::{PartFile, SnapshotSource};
 use super::ids::{CustomerIndex, SharedStrIndexBuilder};
 use super::load::ID_COLUMN;
 use super::owned::{OwnedChunk, merge_owned};
@@ -74,18 +74,17 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> SnapshotError {
     }
 }
 
-/// Decodes `units` of the part files `parts` (footers `metas`) in parallel: the row-major matrix, the id index and
+/// Decodes `units` of `source`'s part files (footers `metas`) in parallel: the row-major matrix, the id index and
 /// the owned items (when `owned` is given).
 pub(super) fn decode_units(
-    snapshot: &Path,
-    parts: &[PartFile],
-    remote: Option<&RemoteParts>,
+    source: &SnapshotSource,
     metas: &[ArrowReaderMetadata],
     units: &[Unit],
     columns: &[String],
     owned: Option<&str>,
     string_ids: bool,
 ) -> Result<(Vec<f32>, CustomerIndex, Option<OwnedItems>), SnapshotError> {
+    let (snapshot, parts, remote) = (source.path.as_path(), &source.files, source.remote.as_ref());
     let total_rows: usize = units.iter().map(|u| u.rows).sum();
     let width = columns.len();
     let mut matrix = vec![0.0_f32; total_rows * width];

@@ -124,7 +124,9 @@ fn a_folder_without_success_waits_unless_it_settled() {
 
 #[test]
 fn found_but_unservable_folders_say_why() {
-    let cases: [(&str, &[(&str, &[u8])], &str); 5] = [
+    // (folder, its files and contents, the reason expected)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a [u8])], &'a str);
+    let cases: [Case; 5] = [
         ("empty", &[], "holds no Parquet part files"),
         (
             "csv",

@@ -227,9 +227,7 @@ impl OpenedSnapshot {
     pub fn decode(&self, range: std::ops::Range<usize>) -> Result<FeatureSnapshot, SnapshotError> {
         let source = &self.source;
         let (matrix, index, owned) = decode_units(
-            &source.path,
-            &source.files,
-            source.remote.as_ref(),
+            source,
             &self.metas,
             &self.units[range.clone()],
             &self.columns,

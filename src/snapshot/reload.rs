@@ -588,7 +588,7 @@ fn add_unservable(
         all.push((found.modified, refusal));
     }
     // Stable: among equal times the loader's order stays.
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|b| std::cmp::Reverse(b.0));
     all.into_iter().map(|(_, r)| r).collect()
 }
 

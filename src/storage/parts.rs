@@ -133,12 +133,15 @@ pub struct RemoteParts {
 /// A row group's fetched ranges (start offset, bytes), or why not.
 type Fetched = Result<Vec<(u64, Bytes)>, String>;
 
+/// A row group's fetch: its byte ranges and the task fetching them.
+type InFlight = (Vec<Range<u64>>, tokio::task::JoinHandle<Fetched>);
+
 /// Row groups fetched ahead of the decoder, so the network and the decoding overlap: each decoding thread works
 /// through consecutive row groups, and asks for the next [`AHEAD`] while it decodes one.
 #[derive(Default)]
 struct ReadAhead {
     /// Fetches in flight or done, not yet taken, by (part, row group).
-    pending: HashMap<(usize, usize), (Vec<Range<u64>>, tokio::task::JoinHandle<Fetched>)>,
+    pending: HashMap<(usize, usize), InFlight>,
     /// Row groups already taken by a decoder (never fetched ahead again).
     taken: HashSet<(usize, usize)>,
 }
@@ -264,7 +267,11 @@ impl RemoteParts {
         if len < 12 {
             return Err(self.invalid(file, format!("{len} bytes is too short for a Parquet file")));
         }
-        let guess = self.fetch("footer", file, vec![len - FOOTER_GUESS.min(len)..len])?;
+        let guess = self.fetch(
+            "footer",
+            file,
+            std::iter::once(len - FOOTER_GUESS.min(len)..len).collect(),
+        )?;
         let tail = guess
             .get_bytes(len - 8, 8)
             .map_err(|e| self.invalid(file, e))?;
@@ -276,7 +283,7 @@ impl RemoteParts {
         if needed <= FOOTER_GUESS.min(len) {
             return Ok(guess);
         }
-        self.fetch("footer", file, vec![len - needed..len])
+        self.fetch("footer", file, std::iter::once(len - needed..len).collect())
     }
 
     /// The column chunks of row group `row_group` of part `file` that `mask` selects (fetched concurrently, and
