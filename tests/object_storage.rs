@@ -207,6 +207,16 @@ fn first_snapshot(dir: &TempDir) -> (PathBuf, RecordBatch) {
     (path, batch)
 }
 
+/// Uploads `first` as `snaps/a.parquet` and starts a server on the shipped models reading `s3://bucket/snaps/`.
+fn serve_from_bucket(s3: &S3, first: &Path) -> (Served, String) {
+    s3.put("snaps/a.parquet", Some(first));
+    s3.serve(
+        &models().display().to_string(),
+        &format!("s3://{BUCKET}/snaps/"),
+        &[],
+    )
+}
+
 fn probabilities(reply: &Value) -> Vec<Value> {
     reply["results"]
         .as_array()
@@ -222,12 +232,7 @@ fn an_s3_snapshot_scores_as_the_same_file_on_disk_and_a_completed_prefix_replace
     let s3 = S3::start(&python);
     let dir = TempDir::new("s3-snapshots");
     let (a, batch) = first_snapshot(&dir);
-    s3.put("snaps/a.parquet", Some(&a));
-    let (served, base) = s3.serve(
-        &models().display().to_string(),
-        &format!("s3://{BUCKET}/snaps/"),
-        &[],
-    );
+    let (served, base) = serve_from_bucket(&s3, &a);
     let info = wait_snapshot_at(&base, |b| b["version"] == "a.parquet");
     assert_eq!(info["rows"], 2000);
 
@@ -279,12 +284,7 @@ fn a_corrupt_object_is_refused_and_the_old_snapshot_keeps_serving() {
     let s3 = S3::start(&python);
     let dir = TempDir::new("s3-corrupt");
     let (a, batch) = first_snapshot(&dir);
-    s3.put("snaps/a.parquet", Some(&a));
-    let (served, base) = s3.serve(
-        &models().display().to_string(),
-        &format!("s3://{BUCKET}/snaps/"),
-        &[],
-    );
+    let (served, base) = serve_from_bucket(&s3, &a);
     wait_snapshot_at(&base, |b| b["version"] == "a.parquet");
     let garbage = dir.path().join("z.parquet");
     std::fs::write(&garbage, vec![7_u8; 5000]).unwrap();
@@ -313,12 +313,7 @@ fn a_connection_dropped_mid_download_keeps_the_old_snapshot_until_the_store_reco
     let flag = dir.path().join("drop-connections");
     let s3 = S3::start(&python).with_proxy(&flag);
     let (a, batch) = first_snapshot(&dir);
-    s3.put("snaps/a.parquet", Some(&a));
-    let (served, base) = s3.serve(
-        &models().display().to_string(),
-        &format!("s3://{BUCKET}/snaps/"),
-        &[],
-    );
+    let (served, base) = serve_from_bucket(&s3, &a);
     wait_snapshot_at(&base, |b| b["version"] == "a.parquet");
 
     // From now on every reply over 4 KiB is cut halfway: listings pass, downloads do not.
