@@ -13,6 +13,8 @@ scripts/setup-python.sh --openapi >/dev/null
 scripts/setup-python.sh --dataeng >/dev/null
 # Offline Kubernetes schema validation of deploy/ (tests/deploy.rs).
 scripts/setup-python.sh --deploy >/dev/null
+# A fresh clone gains nothing from incremental caches; they cost gigabytes of disk across ~50 test binaries.
+export CARGO_INCREMENTAL=0
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
