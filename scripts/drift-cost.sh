@@ -15,14 +15,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-customers="${1:-10000000}"
-bench="${BENCH_DIR:-$root/.bench}"
-bin="${CRMSCORE_BIN:-$root/target/release/crmscore}"
-py="${PYTHON:-$root/.venv-dataeng/bin/python}"
+source scripts/lib-bench.sh
+bench_setup drift-cost "$root/.bench" "$@"
 swaps="${SWAPS:-3}"
-log() { echo "[drift-cost] $*" >&2; }
-[[ -x "$bin" ]] || { log "no crmscore binary at $bin: cargo build --release (or set CRMSCORE_BIN)"; exit 1; }
-mkdir -p "$bench"
 plain="$bench/drift-plain-$customers.parquet"
 drifted="$bench/drift-drifted-$customers.parquet"
 if [[ ! -f "$plain" ]]; then

@@ -22,18 +22,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-customers="${1:-10000000}"
+source scripts/lib-bench.sh
 default_bench=/work/bench-data
 [[ -d "$default_bench" ]] || default_bench="$root/.bench"
-bench="${BENCH_DIR:-$default_bench}"
-bin="${CRMSCORE_BIN:-$root/target/release/crmscore}"
-py="${PYTHON:-$root/.venv-dataeng/bin/python}"
+bench_setup load-bench "$default_bench" "$@"
 runs="${RUNS:-3}"
 port="${PORT:-18080}"
-log() { echo "[load-bench] $*" >&2; }
-
-[[ -x "$bin" ]] || { log "no crmscore binary at $bin: cargo build --release (or set CRMSCORE_BIN)"; exit 1; }
-mkdir -p "$bench"
 snapshot="$bench/customers-$customers.parquet"
 if [[ ! -f "$snapshot" ]]; then
   log "generating $snapshot ($customers customers) ..."
@@ -58,9 +52,12 @@ def say(msg):
 def server_columns():
     """The columns the server reads: customer_id, every model's features, the recommender's owned-items column."""
     out = subprocess.run([binary, "check-snapshot", snapshot], capture_output=True, text=True, env=env).stdout
+    # The feature table's rows: a column name, then its Arrow type (Int16, Float64, ...).
     feats = [line.split()[0] for line in out.splitlines()
-             if re.match(r"^\S+\s+(int|uint|float|double|bool)", line) and not line.startswith("column")]
+             if re.match(r"^\S+\s+(U?Int\d+|Float\d+|Boolean)\s", line)]
     owned = [m.group(1) for m in re.finditer(r"^owned\s+(\S+):", out, re.M)]
+    if not feats:
+        raise SystemExit(f"no feature columns found in check-snapshot's report:\n{out}")
     return ["customer_id", *feats, *owned]
 
 

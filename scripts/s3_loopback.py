@@ -36,6 +36,15 @@ def serve(port):
     main(["-H", "127.0.0.1", "-p", str(port)])
 
 
+def shut(*socks):
+    """Shuts both directions of each socket, ignoring ones the peer already closed."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def pump_up(src, dst, state):
     """Client to server: every request resets the reply byte count."""
     try:
@@ -48,11 +57,7 @@ def pump_up(src, dst, state):
     except OSError:
         pass
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut(src, dst)
 
 
 def handle(conn, upstream_port, flag):
@@ -73,12 +78,9 @@ def handle(conn, upstream_port, flag):
     except OSError:
         pass
     finally:
-        for s in (conn, up):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        shut(conn, up)
+        conn.close()
+        up.close()
 
 
 def proxy(port, upstream_port, flag):
