@@ -11,7 +11,7 @@ use super::reload::{ReloadPolicy, check_drift, validate};
 use super::{DiscoverOptions, FeatureSnapshot, discover, load_snapshot_with};
 use crate::model::spec::snapshot_columns;
 use crate::model::{ModelError, ModelSpec};
-use crate::storage::find_snapshots;
+use crate::snapshot::find_snapshots;
 
 /// The feature columns of every model manifest in `models`, and the owned-items column a recommender reads
 /// (manifests only; no ONNX Runtime needed).

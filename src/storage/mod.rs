@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 pub use models::ModelSync;
 pub use parts::{RemoteParts, SparseBytes};
 
-use crate::snapshot::{SnapshotError, SnapshotSource};
 
 /// Why an object store could not be reached or read.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +53,6 @@ const SCHEMES: [&str; 8] = [
 pub fn is_remote(path: &Path) -> bool {
     let text = path.to_string_lossy();
     SCHEMES.iter().any(|s| text.starts_with(s))
-}
-
-/// Complete snapshots under `path`, newest first: a local path as [`crate::snapshot::find_snapshots`] reads it,
-/// an object-store URL listed with the same rules.
-pub fn find_snapshots(path: &Path) -> Result<Vec<SnapshotSource>, SnapshotError> {
-    match is_remote(path) {
-        true => snapshots::find_remote(&path.to_string_lossy()),
-        false => crate::snapshot::find_snapshots(path),
-    }
 }
 
 /// The runtime object-store requests run on (created on first use; its threads are idle between polls).
