@@ -5,9 +5,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::model::explainer::reference_rows;
+use crate::snapshot::find_snapshots;
 use crate::snapshot::load::{OpenedSnapshot, open_snapshot};
 use crate::snapshot::{FeatureSnapshot, Layout, SnapshotError};
-use crate::snapshot::find_snapshots;
 
 /// The newest complete snapshot at `path` (a file, a part folder with `_SUCCESS`, or a folder of snapshots),
 /// opened for `columns` (and the owned-items list column, when the files have it).

@@ -13,8 +13,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::join::Scored;
 use super::{ReportError, name_of};
-use crate::snapshot::load::ID_COLUMN;
 use crate::snapshot::find_snapshots;
+use crate::snapshot::load::ID_COLUMN;
 
 /// The group of customers whose value is missing.
 pub const NULL_GROUP: &str = "null";

@@ -14,7 +14,6 @@ use std::sync::OnceLock;
 pub use models::ModelSync;
 pub use parts::{RemoteParts, SparseBytes};
 
-
 /// Why an object store could not be reached or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
