@@ -146,8 +146,11 @@ struct ReadAhead {
     taken: HashSet<(usize, usize)>,
 }
 
-/// Row groups fetched ahead of each decoding thread (memory in flight: threads × (1 + AHEAD) row groups).
-const AHEAD: usize = 2;
+/// Row groups fetched ahead of each decoding thread at most: enough to hide a request's latency behind decoding.
+const AHEAD: usize = 8;
+/// Bytes fetched ahead and not yet taken, over all decoding threads, at most (the next row group of the thread
+/// asking is fetched whatever its size): memory in flight stays bounded when row groups are large.
+const AHEAD_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Debug for RemoteParts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -310,14 +313,20 @@ impl RemoteParts {
                 }
                 None => Err(ranges),
             };
+            let mut in_flight: u64 = ahead.pending.values().map(|(r, _)| span(r)).sum();
             let next = row_group + 1..(row_group + 1 + AHEAD).min(metadata.num_row_groups());
-            for next in next {
+            for (i, next) in next.enumerate() {
                 let key = (file, next);
-                if !ahead.taken.contains(&key) && !ahead.pending.contains_key(&key) {
-                    let ranges = column_ranges(metadata.row_group(next), mask);
-                    let handle = runtime.spawn(self.fetching("get", file, ranges.clone()));
-                    ahead.pending.insert(key, (ranges, handle));
+                if ahead.taken.contains(&key) || ahead.pending.contains_key(&key) {
+                    continue;
                 }
+                let ranges = column_ranges(metadata.row_group(next), mask);
+                if i > 0 && in_flight + span(&ranges) > AHEAD_BYTES {
+                    break;
+                }
+                in_flight += span(&ranges);
+                let handle = runtime.spawn(self.fetching("get", file, ranges.clone()));
+                ahead.pending.insert(key, (ranges, handle));
             }
             mine
         };
@@ -340,6 +349,11 @@ impl Drop for ReadAhead {
             handle.abort();
         }
     }
+}
+
+/// Bytes in `ranges`.
+fn span(ranges: &[Range<u64>]) -> u64 {
+    ranges.iter().map(|r| r.end - r.start).sum()
 }
 
 /// The byte ranges of the column chunks of `row_group` that `mask` selects.
