@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::{ArrayRef, Int16Array, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{ArrayRef, BooleanArray, Int16Array, RecordBatch};
 use common::*;
 use serde_json::{Value, json};
 
@@ -275,6 +277,62 @@ fn an_s3_snapshot_scores_as_the_same_file_on_disk_and_a_completed_prefix_replace
         metrics.contains(r#"crmscore_storage_errors_total{op="get"} 0"#),
         "{metrics}"
     );
+    served.stop();
+}
+
+#[test]
+fn a_hive_partitioned_spark_prefix_scores_like_the_plain_file_and_a_stray_object_is_refused() {
+    let Some(python) = dataeng() else { return };
+    let s3 = S3::start(&python);
+    let dir = TempDir::new("s3-hive");
+    let (a, batch) = first_snapshot(&dir);
+    let (served, base) = serve_from_bucket(&s3, &a);
+    wait_snapshot_at(&base, |b| b["version"] == "a.parquet");
+    let ids = ids_of(&batch)[..200].to_vec();
+    let plain = probabilities(&churn_at(&base, &ids));
+
+    // Spark's partitionBy("contract_type"): the column only in the prefix names, parts named without a
+    // .parquet extension, _SUCCESS last.
+    let column = batch.column_by_name("contract_type").unwrap();
+    let contract = arrow_cast::cast(column, &arrow_schema::DataType::Int64).unwrap();
+    let contract = contract.as_primitive::<Int64Type>();
+    let mut values: Vec<i64> = contract.values().to_vec();
+    values.sort_unstable();
+    values.dedup();
+    assert!(values.len() > 1, "the sample has several contract types");
+    for (i, value) in values.iter().enumerate() {
+        let mask: BooleanArray = contract.values().iter().map(|v| Some(v == value)).collect();
+        let part = arrow_select::filter::filter_record_batch(&batch, &mask).unwrap();
+        let part = with_column(&part, "contract_type", None);
+        let file = dir.path().join(format!("part-0000{i}-5f1e0c6a.c000"));
+        write_parquet(&file, std::slice::from_ref(&part));
+        s3.put(
+            &format!("snaps/day3/contract_type={value}/part-0000{i}-5f1e0c6a.c000"),
+            Some(&file),
+        );
+    }
+    s3.put("snaps/day3/_SUCCESS", None);
+    let info = wait_snapshot_at(&base, |b| b["version"] == "day3");
+    assert_eq!(info["rows"], 2000);
+    assert_eq!(
+        probabilities(&churn_at(&base, &ids)),
+        plain,
+        "the same customers score the same from partition prefixes"
+    );
+
+    // An object outside key=value prefixes is named in last_error; the served snapshot stays.
+    let file = dir.path().join("part-00000.parquet");
+    write_parquet(&file, std::slice::from_ref(&batch));
+    s3.put("snaps/day4/part-00000.parquet", Some(&file));
+    s3.put("snaps/day4/notes/part-00001.parquet", Some(&file));
+    s3.put("snaps/day4/_SUCCESS", None);
+    let info = wait_snapshot_at(&base, |b| {
+        b["last_error"].as_str().is_some_and(|e| {
+            e.contains("'notes/part-00001.parquet' is not under partition prefixes")
+        })
+    });
+    assert_eq!(info["version"], "day3", "{info}");
+    assert_eq!(info["refused"][0]["version"], "day4", "{info}");
     served.stop();
 }
 

@@ -320,10 +320,7 @@ fn is_snapshot_folder(dir: &Path) -> Result<bool, SnapshotError> {
 /// `_SUCCESS` or partition sub-folders) or a folder of them: `.parquet` files and sub-folders.
 pub fn discover(path: &Path, options: &DiscoverOptions) -> Result<Discovery, SnapshotError> {
     if crate::storage::is_remote(path) {
-        return Ok(Discovery {
-            sources: crate::storage::snapshots::find_remote(&path.to_string_lossy())?,
-            unservable: Vec::new(),
-        });
+        return crate::storage::snapshots::find_remote(&path.to_string_lossy());
     }
     let mut found = Discovery::default();
     let mut push = |f: Found| match f {
