@@ -2,11 +2,13 @@
 //! object is complete when listed, a prefix of part objects (Hive `key=value` sub-prefixes included) when it
 //! holds a `_SUCCESS` object; newest first, and what is found but cannot be served said with its reason.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ListResult, ObjectMeta};
+use object_store::{GetOptions, ListResult, ObjectMeta, ObjectStore};
 
 use super::parts::{RemoteParts, retrying};
 use super::store::{Located, locate};
@@ -35,46 +37,41 @@ fn system_time(object: &ObjectMeta) -> SystemTime {
     }
 }
 
-/// One listing level under `prefix` (objects and sub-prefixes), with retries.
-fn list(located: &Located, prefix: &ObjectPath) -> Result<ListResult, SnapshotError> {
+/// Runs the listing request `op` (given the store and `prefix`) on the storage runtime, with retries.
+fn listing<T, F, Fut>(located: &Located, prefix: &ObjectPath, op: F) -> Result<T, SnapshotError>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn ObjectStore>, ObjectPath) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, object_store::Error>> + Send,
+{
     let (store, prefix, url) = (
         located.store.clone(),
         prefix.clone(),
         located.url_of(prefix),
     );
     let what = url.clone();
-    super::block(async move {
-        retrying("list", &what, || store.list_with_delimiter(Some(&prefix))).await
-    })
-    .and_then(|r| r)
-    .map_err(|e| error(&url, format!("cannot list: {e}")))
+    super::block(async move { retrying("list", &what, || op(store.clone(), prefix.clone())).await })
+        .and_then(|r| r)
+        .map_err(|e| error(&url, format!("cannot list: {e}")))
 }
 
-/// Every object below `prefix`, at any depth, with retries.
-fn list_all(located: &Located, prefix: &ObjectPath) -> Result<Vec<ObjectMeta>, SnapshotError> {
-    let (store, prefix, url) = (
-        located.store.clone(),
-        prefix.clone(),
-        located.url_of(prefix),
-    );
-    let what = url.clone();
-    super::block(async move {
-        retrying("list", &what, || {
-            let mut stream = store.list(Some(&prefix));
-            async move {
-                let mut objects = Vec::new();
-                while let Some(object) =
-                    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
-                {
-                    objects.push(object?);
-                }
-                Ok(objects)
-            }
-        })
-        .await
+/// One listing level under `prefix` (objects and sub-prefixes).
+fn list(located: &Located, prefix: &ObjectPath) -> Result<ListResult, SnapshotError> {
+    listing(located, prefix, |store, prefix| async move {
+        store.list_with_delimiter(Some(&prefix)).await
     })
-    .and_then(|r| r)
-    .map_err(|e| error(&url, format!("cannot list: {e}")))
+}
+
+/// Every object below `prefix`, at any depth.
+fn list_all(located: &Located, prefix: &ObjectPath) -> Result<Vec<ObjectMeta>, SnapshotError> {
+    listing(located, prefix, |store, prefix| async move {
+        let mut stream = store.list(Some(&prefix));
+        let mut objects = Vec::new();
+        while let Some(object) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            objects.push(object?);
+        }
+        Ok(objects)
+    })
 }
 
 /// The snapshot at `at` made of `parts`, each with its typed partition values (`partitions`, one per part).
