@@ -16,22 +16,14 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-customers="${1:-10000000}"
-bench="${BENCH_DIR:-$root/.bench}"
+source scripts/lib-bench.sh
+bench_setup batch-bench "$root/.bench" "$@"
 cores="${CORES:-0,1}"
-bin="${CRMSCORE_BIN:-$root/target/release/crmscore}"
-py="${PYTHON:-$root/.venv-dataeng/bin/python}"
 threads="$(awk -F, '{print NF}' <<<"$cores")"
 out="$bench/batch-out"
-mkdir -p "$bench" "$out"
-log() { echo "[batch-bench] $*" >&2; }
-
-[[ -x "$bin" ]] || { log "no crmscore binary at $bin: cargo build --release (or set CRMSCORE_BIN)"; exit 1; }
+mkdir -p "$out"
 snapshot="$bench/customers-batch-$customers.parquet"
-if [[ ! -f "$snapshot" ]]; then
-  log "generating $snapshot ($customers customers) ..."
-  "$py" scripts/train_models.py --snapshot-only --customers "$customers" --out "$snapshot" >&2
-fi
+bench_snapshot "$snapshot"
 
 # run NAME CMD...: wall seconds and peak RSS (MB) of CMD pinned to $cores, appended to $results.
 results="$out/results.tsv"

@@ -20,10 +20,7 @@ bench_setup drift-cost "$root/.bench" "$@"
 swaps="${SWAPS:-3}"
 plain="$bench/drift-plain-$customers.parquet"
 drifted="$bench/drift-drifted-$customers.parquet"
-if [[ ! -f "$plain" ]]; then
-  log "generating $plain ..."
-  "$py" scripts/train_models.py --snapshot-only --customers "$customers" --out "$plain" >&2
-fi
+bench_snapshot "$plain"
 if [[ ! -f "$drifted" ]]; then
   log "writing $drifted ..."
   "$py" - "$plain" "$drifted" <<'EOF'

@@ -29,10 +29,7 @@ bench_setup load-bench "$default_bench" "$@"
 runs="${RUNS:-3}"
 port="${PORT:-18080}"
 snapshot="$bench/customers-$customers.parquet"
-if [[ ! -f "$snapshot" ]]; then
-  log "generating $snapshot ($customers customers) ..."
-  "$py" scripts/train_models.py --snapshot-only --customers "$customers" --out "$snapshot" >&2
-fi
+bench_snapshot "$snapshot"
 # Warm the page cache so that every contender reads the file from memory.
 cat "$snapshot" >/dev/null
 

@@ -22,11 +22,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 file="${1:?usage: $0 FILE [RUNS]}"
 runs="${2:-3}"
-bin="${CRMSCORE_BIN:-$root/target/release/crmscore}"
-py="${PYTHON:-$root/.venv-dataeng/bin/python}"
+source scripts/lib-bench.sh
+bench_tools s3-load-bench
 server="${S3_SERVER:-s3s}"
 S3S_VERSION=0.14.1
-log() { echo "[s3-load-bench] $*" >&2; }
 
 port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 endpoint="http://127.0.0.1:$port"
