@@ -27,7 +27,7 @@ use super::ids::{CustomerIndex, SharedStrIndexBuilder};
 use super::load::ID_COLUMN;
 use super::owned::{OwnedChunk, merge_owned};
 use super::partition;
-use super::row_group::RowGroupBytes;
+use super::row_group::read_row_group;
 use super::{OwnedItems, SnapshotError};
 use crate::storage::RemoteParts;
 
@@ -166,7 +166,7 @@ fn row_group_reader(
             let leaves =
                 (0..meta.parquet_schema().num_columns()).filter(|&leaf| mask.leaf_included(leaf));
             let file = File::open(path).map_err(|e| read_error(path, e))?;
-            let bytes = RowGroupBytes::read(&file, meta, unit.row_group, leaves)
+            let bytes = read_row_group(&file, meta, unit.row_group, leaves)
                 .map_err(|e| read_error(path, format!("corrupt or truncated data: {e}")))?;
             build(bytes, meta, unit, mask)
         }

@@ -66,8 +66,8 @@ where
     unreachable!("the last attempt returns")
 }
 
-/// A file of which only some byte ranges are in memory: what the decoder of one row group (or the footer
-/// reader) asks for lies inside one of them.
+/// A file of which only some byte ranges are in memory (a local row group read at once, or ranges fetched from an
+/// object store): what the decoder of one row group (or the footer reader) asks for lies inside one of them.
 #[derive(Debug, Clone)]
 pub struct SparseBytes {
     len: u64,
